@@ -1,0 +1,91 @@
+"""Shared CLI plumbing: exit codes, error reporting, JSON output, store options."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+T = TypeVar("T")
+
+# Progress, tables for humans and logs go to stderr when --json owns stdout.
+err_console = Console(stderr=True)
+
+
+def out_console(json_mode: bool) -> Console:
+    return err_console if json_mode else Console()
+
+
+class BadInput(Exception):
+    """Raised by commands for problems the user must fix (exit code 2)."""
+
+
+def bad_input_types() -> tuple[type[BaseException], ...]:
+    from orchestrator.data.corpus import CorpusError
+    from orchestrator.planning import PlanError
+    from orchestrator.spec import SpecError
+
+    types: list[type[BaseException]] = [BadInput, SpecError, PlanError, CorpusError]
+    try:
+        from orchestrator.scheduling.runner import ResourceError
+
+        types.append(ResourceError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(types)
+
+
+def guarded(action: Callable[[], T]) -> T:
+    """Run a command body, mapping bad input to exit 2 and failures to exit 1 with a readable message."""
+    try:
+        return action()
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/yellow]")
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        if isinstance(exc, bad_input_types()) or _is_laws_input_error(exc):
+            err_console.print(f"error: {exc}", style="red", highlight=False, markup=False)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        if os.environ.get("CEILING_DEBUG"):
+            raise
+        err_console.print(f"failed: {type(exc).__name__}: {exc}", style="red", highlight=False, markup=False)
+        err_console.print("(set CEILING_DEBUG=1 for the full traceback)", style="dim")
+        raise typer.Exit(EXIT_FAILURE) from None
+
+
+def _is_laws_input_error(exc: BaseException) -> bool:
+    laws = sys.modules.get("laws")
+    error_type = getattr(laws, "LawInputError", None) if laws else None
+    return error_type is not None and isinstance(exc, error_type)
+
+
+def print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def workdir_path(workdir: Path | None) -> Path:
+    path = Path(workdir or os.environ.get("CEILING_WORKDIR", "ceiling-runs")).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def db_url(db: str | None, workdir: Path) -> str:
+    from orchestrator.store import resolve_url
+
+    return resolve_url(db, workdir)
+
+
+def open_store(db: str | None, workdir: Path | None):
+    from orchestrator.store import Store
+
+    return Store.open(db_url(db, workdir_path(workdir)))

@@ -1,0 +1,428 @@
+"""`ceiling plan | run | resume | status | runs`: submitting sweeps and reading their trials."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from orchestrator.cli.common import (
+    BadInput,
+    db_url,
+    err_console,
+    guarded,
+    open_store,
+    out_console,
+    print_json,
+    workdir_path,
+)
+from orchestrator.units import format_count
+
+WorkdirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--workdir",
+        help="work folder for SQLite, MLflow, checkpoints [env CEILING_WORKDIR; default ./ceiling-runs]",
+    ),
+]
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="SQLAlchemy URL of the store, e.g. postgresql://user@host/db [env CEILING_DB; default SQLite in the work folder]",
+    ),
+]
+TrackingOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow tracking URI [env CEILING_TRACKING_URI; default SQLite in the work folder]",
+    ),
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="Ray cluster address, e.g. ray://head:10001 [env RAY_ADDRESS; default an embedded local cluster]",
+    ),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="print one JSON document on stdout (progress goes to stderr)")
+]
+
+
+def _trial_dict(trial: Any) -> dict[str, Any]:
+    keys = (
+        "id",
+        "arch",
+        "label",
+        "status",
+        "attempts",
+        "size_target",
+        "params_total",
+        "params_embedding",
+        "params_non_embedding",
+        "state_size",
+        "seq_len",
+        "tokens",
+        "steps_total",
+        "steps_done",
+        "tokens_seen",
+        "flops_6nd",
+        "flops_exact",
+        "seed",
+        "lr",
+        "final_train_loss",
+        "final_val_loss",
+        "final_val_bpb",
+        "wall_time_s",
+        "diverged_step",
+        "error",
+        "mlflow_run_id",
+        "corpus_fingerprint",
+        "code_version",
+    )
+    return {k: getattr(trial, k) for k in keys} | {"final_metrics": trial.final_metrics or {}}
+
+
+def plan(
+    spec_file: Annotated[Path, typer.Argument(help="sweep YAML, e.g. examples/smoke.yaml")],
+    json_out: JsonOption = False,
+) -> None:
+    """Dry run: list the trials a sweep would run with params, tokens, FLOPs and estimated time.
+
+    Example: ceiling plan examples/quickstart.yaml
+    """
+
+    def body() -> None:
+        from orchestrator.planning import estimated_seconds, makespan_seconds
+        from orchestrator.scheduling.runner import prepare_sweep
+        from orchestrator.spec import load_spec
+
+        console = out_console(json_out)
+        spec = load_spec(spec_file)
+        context = prepare_sweep(
+            spec, workdir=Path("."), db_url="", tracking_uri=None, console=err_console, write=False
+        )
+        trials = context.trials
+        total_flops = sum(t.flops_exact for t in trials)
+        makespan = makespan_seconds(trials, spec)
+        if json_out:
+            print_json(
+                {
+                    "sweep": spec.name,
+                    "trials": [t.row() | {"estimated_s": estimated_seconds(t, spec)} for t in trials],
+                    "total_flops": total_flops,
+                    "estimated_makespan_s": makespan,
+                    "corpus_fingerprint": context.data.fingerprint,
+                    "vocab_size": context.data.vocab_size,
+                }
+            )
+            return
+        table = Table(title=f"{spec.name}: {len(trials)} trials", title_justify="left")
+        for column in (
+            "trial",
+            "arch",
+            "target",
+            "non-emb params",
+            "total params",
+            "shape",
+            "tokens",
+            "tok/param",
+            "steps",
+            "lr",
+            "FLOPs (exact)",
+            "FLOPs (6ND)",
+            "est. time",
+        ):
+            table.add_column(column, justify="left" if column in ("trial", "arch", "shape") else "right")
+        for t in trials:
+            model = t.config["model"]
+            shape = f"L{model.get('n_layers')} d{model.get('d_model')}"
+            table.add_row(
+                t.id[:8],
+                t.label,
+                format_count(t.size_target),
+                format_count(t.accounting["non_embedding_params"]),
+                format_count(t.accounting["total_params"]),
+                shape,
+                format_count(t.tokens),
+                f"{t.tokens / t.accounting['non_embedding_params']:.1f}",
+                str(t.steps),
+                f"{t.lr:.2e}",
+                f"{t.flops_exact:.2e}",
+                f"{t.flops_6nd:.2e}",
+                f"{estimated_seconds(t, spec):.0f}s",
+            )
+        console.print(table)
+        res = spec.resources
+        console.print(
+            f"total {total_flops:.3e} FLOPs; {res.max_concurrent_trials} concurrent trial(s) of "
+            f"{res.workers_per_trial} worker(s) x {res.cpus_per_worker:g} CPU / {res.gpus_per_worker:g} GPU; "
+            f"estimated make-span ~{makespan / 60:.1f} min (rough: assumes a fixed effective FLOP rate)"
+        )
+        console.print(
+            f"corpus {spec.data.corpus!r}: fingerprint {context.data.fingerprint}, "
+            f"{format_count(context.data.train_tokens)} train / {format_count(context.data.val_tokens)} val tokens"
+        )
+
+    guarded(body)
+
+
+def _execute(
+    spec,
+    *,
+    workdir: Path | None,
+    db: str | None,
+    tracking_uri: str | None,
+    address: str | None,
+    json_out: bool,
+    no_mlflow: bool,
+    resume: bool,
+    max_loss: float | None,
+) -> None:
+    from orchestrator.scheduling.runner import prepare_sweep, run_sweep
+    from orchestrator.tracking import resolve_tracking_uri
+
+    console = out_console(json_out)
+    work = workdir_path(workdir)
+    url = db_url(db, work)
+    tracking = None if no_mlflow else resolve_tracking_uri(tracking_uri, work)
+    context = prepare_sweep(spec, workdir=work, db_url=url, tracking_uri=tracking, console=err_console)
+    summary = run_sweep(context, address=address, console=err_console, resume=resume, max_loss=max_loss)
+    trials = context.store.trials(spec.name)
+    from orchestrator.store import redact
+
+    summary |= {
+        "store": redact(url),
+        "mlflow": tracking,
+        "workdir": str(work),
+        "status": context.store.status_counts(spec.name),
+    }
+    if json_out:
+        print_json(summary | {"trials": [_trial_dict(t) for t in trials]})
+    else:
+        console.print(_results_table(trials, spec.name))
+        console.print(
+            f"ran {summary.get('ran', 0)} trial(s) ({summary['to_run']} to run, "
+            f"{summary['planned'] - summary['to_run']} already done); status {summary['status']}"
+        )
+        console.print(f"results: store {summary['store']}" + (f", MLflow {tracking}" if tracking else ""))
+        console.print(
+            f"next: ceiling runs {spec.name} --csv  |  ceiling laws {spec.name}  |  ceiling dashboard"
+        )
+    failed = summary["status"].get("failed", 0) + summary["status"].get("pending", 0)
+    if failed:
+        err_console.print(
+            f"{failed} trial(s) not done; see `ceiling status {spec.name}`, then `ceiling resume {spec.name}`",
+            style="yellow",
+        )
+        raise typer.Exit(1)
+
+
+def run(
+    spec_file: Annotated[Path, typer.Argument(help="sweep YAML, e.g. examples/quickstart.yaml")],
+    workdir: WorkdirOption = None,
+    db: DbOption = None,
+    tracking_uri: TrackingOption = None,
+    address: AddressOption = None,
+    json_out: JsonOption = False,
+    no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="do not log to MLflow")] = False,
+    max_loss: Annotated[
+        float | None, typer.Option("--max-loss", help="stop a trial as diverged if its loss exceeds this")
+    ] = None,
+) -> None:
+    """Run a sweep: plan it, store it, and train every trial not already done, with a live table.
+
+    Examples:
+      ceiling run examples/quickstart.yaml
+      ceiling run sweep.yaml --address ray://head:10001 --db postgresql://me@db/ceiling --tracking-uri http://mlflow:5000
+    """
+
+    def body() -> None:
+        from orchestrator.spec import load_spec
+
+        spec = load_spec(spec_file)
+        _execute(
+            spec,
+            workdir=workdir,
+            db=db,
+            tracking_uri=tracking_uri,
+            address=address,
+            json_out=json_out,
+            no_mlflow=no_mlflow,
+            resume=False,
+            max_loss=max_loss,
+        )
+
+    guarded(body)
+
+
+def resume(
+    sweep: Annotated[str, typer.Argument(help="sweep name (see `ceiling status`)")],
+    workdir: WorkdirOption = None,
+    db: DbOption = None,
+    tracking_uri: TrackingOption = None,
+    address: AddressOption = None,
+    json_out: JsonOption = False,
+    no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="do not log to MLflow")] = False,
+    max_loss: Annotated[float | None, typer.Option("--max-loss")] = None,
+) -> None:
+    """Finish what is left of a sweep after a crash or Ctrl-C (the spec is read from the store).
+
+    Example: ceiling resume quickstart
+    """
+
+    def body() -> None:
+        from orchestrator.spec import parse_spec
+
+        store = open_store(db, workdir)
+        row = store.get_sweep(sweep)
+        if row is None:
+            known = ", ".join(s.name for s in store.sweeps()) or "none yet"
+            raise BadInput(f"sweep {sweep!r} is not in the store; known sweeps: {known}")
+        spec = parse_spec(row.spec, f"stored spec of {sweep}")
+        _execute(
+            spec,
+            workdir=workdir or (Path(row.workdir) if row.workdir else None),
+            db=db,
+            tracking_uri=tracking_uri,
+            address=address,
+            json_out=json_out,
+            no_mlflow=no_mlflow,
+            resume=True,
+            max_loss=max_loss,
+        )
+
+    guarded(body)
+
+
+def _results_table(trials: list, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in (
+        "trial",
+        "arch",
+        "params",
+        "tokens",
+        "FLOPs",
+        "status",
+        "att.",
+        "val loss",
+        "val bpb",
+        "wall s",
+    ):
+        table.add_column(column, justify="left" if column in ("trial", "arch", "status") else "right")
+    for t in trials:
+        table.add_row(
+            t.id[:8],
+            t.label,
+            format_count(t.params_non_embedding),
+            format_count(t.tokens),
+            f"{t.flops_exact:.2e}",
+            t.status,
+            str(t.attempts),
+            "" if t.final_val_loss is None else f"{t.final_val_loss:.4f}",
+            "" if t.final_val_bpb is None else f"{t.final_val_bpb:.4f}",
+            "" if t.wall_time_s is None else f"{t.wall_time_s:.1f}",
+        )
+    return table
+
+
+def status(
+    sweep: Annotated[str | None, typer.Argument(help="sweep name; all sweeps if omitted")] = None,
+    workdir: WorkdirOption = None,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Progress of one sweep (per trial) or of every sweep (counts by status).
+
+    Examples: ceiling status  |  ceiling status quickstart --json
+    """
+
+    def body() -> None:
+        from orchestrator.progress import progress_table
+
+        store = open_store(db, workdir)
+        names = [sweep] if sweep else [s.name for s in store.sweeps()]
+        if sweep and store.get_sweep(sweep) is None:
+            raise BadInput(
+                f"sweep {sweep!r} is not in the store; known sweeps: "
+                f"{', '.join(s.name for s in store.sweeps()) or 'none yet'}"
+            )
+        if json_out:
+            print_json({"sweeps": [{"name": n, "status": store.status_counts(n)} for n in names]})
+            return
+        console = out_console(False)
+        if not names:
+            console.print("no sweeps yet; start one with `ceiling run examples/quickstart.yaml`")
+        for name in names:
+            if sweep:
+                console.print(progress_table(store, name, limit=10_000))
+                for trial in store.trials(name, statuses=["failed", "diverged"]):
+                    console.print(
+                        f"[red]{trial.id[:8]} {trial.label} {trial.status}[/red]: "
+                        f"{(trial.error or '').strip().splitlines()[-1:] or ''}"
+                    )
+            else:
+                counts = store.status_counts(name)
+                console.print(f"{name}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+
+    guarded(body)
+
+
+def runs(
+    sweep: Annotated[str | None, typer.Argument(help="sweep name; every trial if omitted")] = None,
+    workdir: WorkdirOption = None,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+    csv_out: Annotated[bool, typer.Option("--csv", help="print CSV on stdout")] = False,
+    evals: Annotated[
+        bool, typer.Option("--evals", help="include every eval row (curves), not just final records")
+    ] = False,
+) -> None:
+    """Trials with their accounting and final metrics, as a table, JSON or CSV.
+
+    Examples: ceiling runs quickstart --csv > runs.csv  |  ceiling runs quickstart --json --evals
+    """
+
+    def body() -> None:
+        store = open_store(db, workdir)
+        if sweep and store.get_sweep(sweep) is None:
+            raise BadInput(
+                f"sweep {sweep!r} is not in the store; known sweeps: "
+                f"{', '.join(s.name for s in store.sweeps()) or 'none yet'}"
+            )
+        trials = store.trials(sweep)
+        rows = [_trial_dict(t) for t in trials]
+        if evals:
+            by_trial: dict[str, list] = {}
+            for row in store.evals([t.id for t in trials]):
+                by_trial.setdefault(row.trial_id, []).append(
+                    {
+                        "step": row.step,
+                        "tokens_seen": row.tokens_seen,
+                        "flops": row.flops,
+                        "metric": row.metric,
+                        "value": row.value,
+                    }
+                )
+            for row in rows:
+                row["evals"] = by_trial.get(row["id"], [])
+        if json_out:
+            print_json({"sweep": sweep, "trials": rows})
+        elif csv_out:
+            buffer = io.StringIO()
+            fields = [k for k in rows[0] if k not in ("final_metrics", "evals", "error")] if rows else ["id"]
+            writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+            sys.stdout.write(buffer.getvalue())
+        else:
+            out_console(False).print(_results_table(trials, sweep or "all trials"))
+
+    guarded(body)

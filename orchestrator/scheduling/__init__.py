@@ -1,0 +1,1 @@
+"""Ray scheduling: warm worker groups, trial dispatch, retries."""

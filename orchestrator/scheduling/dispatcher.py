@@ -1,0 +1,192 @@
+"""Hands trials to warm worker groups, collects results, retries failures, and draws progress."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+import ray
+from rich.console import Console
+from rich.live import Live
+
+from orchestrator.progress import progress_table
+from orchestrator.provenance import code_version
+from orchestrator.scheduling.groups import WorkerGroup
+from orchestrator.store import StaleAttempt
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        context,
+        tracking,
+        console: Console,
+        max_loss: float | None,
+        micro_batch_size: int,
+        versions: dict[str, str],
+    ):
+        self.context, self.tracking, self.console = context, tracking, console
+        self.store = context.store
+        self.spec = context.spec
+        self.max_loss, self.micro_batch_size, self.versions = max_loss, micro_batch_size, versions
+        self.groups: list[WorkerGroup] = []
+        self.attempt_of: dict[str, int] = {}
+        self.failures: dict[str, int] = {}
+        self.results: dict[str, str] = {}
+
+    def _new_group(self) -> WorkerGroup:
+        res = self.spec.resources
+        from orchestrator.data.prepare import default_cache_dir
+
+        return WorkerGroup(
+            workers=res.workers_per_trial,
+            cpus=res.cpus_per_worker,
+            gpus=res.gpus_per_worker,
+            cache_dir=str(default_cache_dir()),
+        )
+
+    def _payload(self, trial, attempt: int, mlflow_run_id: str | None) -> dict[str, Any]:
+        return {
+            "trial_id": trial.id,
+            "attempt": attempt,
+            "config": trial.config,
+            "data": self.context.data.to_dict(),
+            "store_url": self.store.url,
+            "checkpoint_dir": str(self.context.workdir / "checkpoints" / trial.id),
+            "micro_batch_size": self.micro_batch_size,
+            "tracking_uri": self.tracking.uri if self.tracking else None,
+            "mlflow_run_id": mlflow_run_id,
+            "max_loss": self.max_loss,
+        }
+
+    def _start(self, group: WorkerGroup, trial_id: str) -> None:
+        trial = self.store.get_trial(trial_id)
+        attempt = self.store.claim(trial_id)
+        self.attempt_of[trial_id] = attempt
+        run_id = trial.mlflow_run_id
+        if self.tracking:
+            run_id = self.tracking.child_run(
+                trial.id,
+                trial.label,
+                trial.config,
+                trial.mlflow_run_id,
+                {"ceiling.code_version": code_version()},
+            )
+        self.store.heartbeat(
+            trial_id,
+            attempt,
+            mlflow_run_id=run_id,
+            corpus_fingerprint=self.context.data.fingerprint,
+            code_version=code_version(),
+            library_versions=self.versions,
+        )
+        group.start(trial_id, self._payload(trial, attempt, run_id))
+
+    def _settle(self, group: WorkerGroup, queue: deque[str], failed: ray.ObjectRef | None = None) -> None:
+        trial_id, attempt = group.trial_id, self.attempt_of[group.trial_id]
+        try:
+            if failed is not None:
+                ray.get(failed)  # raises the failing rank's error
+            outcomes = ray.get(group.refs)
+            status = outcomes[0]["status"]
+            self.results[trial_id] = status
+            if self.tracking and (run := self.store.get_trial(trial_id).mlflow_run_id):
+                self.tracking.end_child(run, status)
+            group.finish()
+        except (ray.exceptions.RayError, StaleAttempt) as exc:
+            message = str(exc)[-4000:]
+            self.failures[trial_id] = self.failures.get(trial_id, 0) + 1
+            group.finish()
+            if isinstance(exc, ray.exceptions.RayActorError) or len(group.actors) > 1:
+                # A dead worker, or peers of a failed rank stuck in a collective: replace the group.
+                group.kill()
+                self.groups[self.groups.index(group)] = self._new_group()
+            try:
+                if self.failures[trial_id] <= self.spec.resources.retries:
+                    self.store.release(trial_id, attempt, f"attempt {attempt} failed, retrying: {message}")
+                    queue.append(trial_id)
+                else:
+                    self.store.fail(trial_id, attempt, message)
+                    self.results[trial_id] = "failed"
+                    if self.tracking and (run := self.store.get_trial(trial_id).mlflow_run_id):
+                        self.tracking.end_child(run, "failed")
+            except StaleAttempt:
+                pass  # another orchestrator owns the trial now
+
+    def run(self, trial_ids: list[str]) -> dict[str, Any]:
+        queue: deque[str] = deque(trial_ids)
+        slots = min(self.spec.resources.max_concurrent_trials, len(trial_ids))
+        self.groups = [self._new_group() for _ in range(slots)]
+        started = time.time()
+        try:
+            with Live(
+                progress_table(self.store, self.spec.name),
+                console=self.console,
+                refresh_per_second=2,
+                transient=False,
+            ) as live:
+                last_draw = 0.0
+                while queue or any(g.busy for g in self.groups):
+                    for group in self.groups:
+                        if not group.busy and queue:
+                            self._start(group, queue.popleft())
+                    busy_refs = {ref: g for g in self.groups if g.busy for ref in g.refs}
+                    ready, _ = ray.wait(list(busy_refs), num_returns=1, timeout=0.5)
+                    for ref in ready:
+                        group = busy_refs[ref]
+                        if not group.busy:
+                            continue
+                        if _failed(ref):
+                            self._settle(
+                                group, queue, failed=ref
+                            )  # one rank failed: don't wait for its peers
+                        elif all(_done(r) for r in group.refs):
+                            self._settle(group, queue)
+                    if time.time() - last_draw > 1.0:
+                        live.update(progress_table(self.store, self.spec.name))
+                        last_draw = time.time()
+                live.update(progress_table(self.store, self.spec.name))
+        except KeyboardInterrupt:
+            for group in self.groups:
+                if group.busy:
+                    try:
+                        self.store.release(
+                            group.trial_id, self.attempt_of[group.trial_id], "interrupted (Ctrl-C)"
+                        )
+                    except StaleAttempt:
+                        pass
+            raise
+        counts: dict[str, int] = {}
+        for status in self.results.values():
+            counts[status] = counts.get(status, 0) + 1
+        return {
+            "ran": len(self.results),
+            "outcomes": counts,
+            "retries": sum(self.failures.values()),
+            "wall_time_s": round(time.time() - started, 1),
+        }
+
+    def shutdown(self) -> None:
+        for group in self.groups:
+            try:
+                group.kill()
+            except Exception:
+                pass
+        self.groups = []
+
+
+def _done(ref: ray.ObjectRef) -> bool:
+    ready, _ = ray.wait([ref], timeout=0)
+    return bool(ready)
+
+
+def _failed(ref: ray.ObjectRef) -> bool:
+    try:
+        ray.get(ref, timeout=0)
+        return False
+    except ray.exceptions.GetTimeoutError:
+        return False
+    except ray.exceptions.RayError:
+        return True

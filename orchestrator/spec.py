@@ -1,0 +1,316 @@
+"""The sweep file: YAML -> a validated, frozen pydantic model.
+
+Every model forbids unknown fields, so a typo (``lerning_rate``) is an error rather than a silently
+ignored setting. :func:`load_spec` turns any problem into a :class:`SpecError` whose lines each name
+the offending path (``architectures[2]``) and say how to fix it; nothing is written before a spec
+validates.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from orchestrator.units import parse_count
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class SpecError(ValueError):
+    """A sweep file that cannot be used; ``problems`` holds one line per bad field."""
+
+    def __init__(self, problems: list[str], source: str = "sweep file"):
+        self.problems = problems
+        self.source = source
+        super().__init__(f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _count(value: Any, what: str) -> float:
+    return parse_count(value, what=what)
+
+
+class ArchitectureEntry(_Strict):
+    """One architecture, optionally with config overrides (``{name: gla, overrides: {chunk_size: 32}}``)."""
+
+    name: str
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        import models  # lazy: the registry imports torch
+
+        known = models.available()
+        if name not in known:
+            raise ValueError(f"unknown architecture {name!r}; known: {', '.join(known)}")
+        return name
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.name
+
+
+class IsoFlopBudgets(_Strict):
+    """isoFLOP design: for each compute budget, ``points`` sizes log-spaced over the sizes' range."""
+
+    budgets: list[float] = Field(min_length=1)
+    points: int = Field(default=5, ge=2, le=50)
+
+    @field_validator("budgets", mode="before")
+    @classmethod
+    def _parse(cls, values: Any) -> Any:
+        if not isinstance(values, list):
+            return values
+        return [_count(v, "isoflop budget (FLOPs)") for v in values]
+
+
+class Budgets(_Strict):
+    """Exactly one of: explicit token counts, tokens-per-parameter ratios, or isoFLOP budgets."""
+
+    tokens: list[float] | None = Field(default=None, min_length=1)
+    tokens_per_param: list[float] | None = Field(default=None, min_length=1)
+    isoflop: IsoFlopBudgets | None = None
+
+    @field_validator("tokens", "tokens_per_param", mode="before")
+    @classmethod
+    def _parse(cls, values: Any, info: Any) -> Any:
+        if not isinstance(values, list):
+            return values
+        return [_count(v, info.field_name.replace("_", " ")) for v in values]
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Budgets:
+        given = [k for k in ("tokens", "tokens_per_param", "isoflop") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of tokens (e.g. [1M, 2M]), tokens_per_param (e.g. [20]) or "
+                f"isoflop ({{budgets: [1e13], points: 5}}); got {given or 'none'}"
+            )
+        return self
+
+
+class DataSpec(_Strict):
+    corpus: str = Field(
+        default="stdlib", description="stdlib | path to text file/folder | .bin | hf:NAME[:CONFIG]"
+    )
+    tokenizer: Literal["byte", "bpe"] = "byte"
+    bpe_vocab_size: int = Field(default=4096, ge=260, le=65535)
+    seq_len: int = Field(default=256, ge=8, le=1_048_576)
+    val_tokens: int = Field(default=131_072, ge=1024)
+    val_fraction: float = Field(default=0.02, gt=0, lt=0.5)
+    text_field: str = "text"
+
+
+class LrRule(_Strict):
+    """``lr = base * (params / ref_params) ** exponent``: a per-size learning rate."""
+
+    base: float = Field(gt=0, lt=10)
+    ref_params: float = 1e6
+    exponent: float = Field(default=-0.25, ge=-2, le=2)
+
+    @field_validator("ref_params", mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        return _count(value, "ref_params")
+
+
+class TrainingSpec(_Strict):
+    batch_tokens: int = Field(default=8192, ge=8)
+    micro_batch_size: int | None = Field(
+        default=None, ge=1, description="sequences per worker per micro step"
+    )
+    lr: float | LrRule = 3e-3
+    min_lr_ratio: float = Field(default=0.1, ge=0, le=1)
+    warmup_frac: float = Field(default=0.05, ge=0, lt=1)
+    schedule: Literal["wsd", "cosine", "constant"] = "wsd"
+    cooldown_frac: float = Field(default=0.2, ge=0, le=1)
+    weight_decay: float = Field(default=0.1, ge=0)
+    beta1: float = Field(default=0.9, ge=0, lt=1)
+    beta2: float = Field(default=0.95, ge=0, lt=1)
+    precision: Literal["bf16", "fp32"] = "bf16"
+    grad_clip: float = Field(default=1.0, ge=0)
+    eval_interval: int = Field(default=50, ge=1, description="optimizer steps between evaluations")
+    checkpoint_interval: int | None = Field(default=None, ge=1, description="steps; default = eval_interval")
+    log_interval: int = Field(default=10, ge=1)
+
+    @field_validator("batch_tokens", mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        return int(_count(value, "batch_tokens")) if isinstance(value, str) else value
+
+    @field_validator("lr", mode="before")
+    @classmethod
+    def _lr(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 < value < 10:
+            raise ValueError(f"learning rate must be in (0, 10), got {value}")
+        return value
+
+
+class ResourcesSpec(_Strict):
+    workers_per_trial: int = Field(default=1, ge=1, le=1024)
+    cpus_per_worker: float = Field(default=1, gt=0)
+    gpus_per_worker: float = Field(default=0, ge=0)
+    max_concurrent_trials: int = Field(default=2, ge=1)
+    retries: int = Field(default=2, ge=0, le=100)
+
+
+class DeepSpeedSpec(_Strict):
+    zero_stage: Literal[0, 1, 2, 3] = 0
+    preset: str | None = None
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class SweepSpec(_Strict):
+    name: str
+    description: str = ""
+    architectures: list[ArchitectureEntry] = Field(min_length=1)
+    sizes: list[float] = Field(min_length=1)
+    budgets: Budgets
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    data: DataSpec = Field(default_factory=DataSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    deepspeed: DeepSpeedSpec = Field(default_factory=DeepSpeedSpec)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        # The name becomes a folder under the work folder: it must not escape it.
+        if not NAME_PATTERN.match(name):
+            raise ValueError(
+                f"{name!r} is not a valid sweep name; use 1-64 letters, digits, '_', '-' or '.', "
+                "starting with a letter or digit"
+            )
+        return name
+
+    @field_validator("architectures", mode="before")
+    @classmethod
+    def _names_to_entries(cls, values: Any) -> Any:
+        if not isinstance(values, list):
+            return values
+        return [{"name": v} if isinstance(v, str) else v for v in values]
+
+    @field_validator("sizes", mode="before")
+    @classmethod
+    def _parse_sizes(cls, values: Any) -> Any:
+        if not isinstance(values, list):
+            return values
+        return [_count(v, "size (non-embedding parameters)") for v in values]
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_count(cls, value: Any) -> Any:
+        # ``seeds: 3`` means three replicates 0, 1, 2.
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                raise ValueError(f"seeds must be a count >= 1 or a list of seeds, got {value}")
+            return list(range(value))
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SweepSpec:
+        labels = [a.display_name for a in self.architectures]
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise ValueError(f"architectures: {dupes} listed twice; give each variant a distinct 'label'")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: duplicates in {self.seeds}")
+        if any(s < 0 for s in self.seeds):
+            raise ValueError(f"seeds must be >= 0, got {self.seeds}")
+        seq_len, workers = self.data.seq_len, self.resources.workers_per_trial
+        if self.training.batch_tokens % (seq_len * workers):
+            raise ValueError(
+                f"training.batch_tokens ({self.training.batch_tokens}) must be a multiple of "
+                f"data.seq_len x resources.workers_per_trial ({seq_len} x {workers}); "
+                f"try {max(1, round(self.training.batch_tokens / (seq_len * workers))) * seq_len * workers}"
+            )
+        if self.training.micro_batch_size is not None:
+            per_worker = self.training.batch_tokens // (seq_len * workers)
+            if per_worker % self.training.micro_batch_size:
+                raise ValueError(
+                    f"training.micro_batch_size ({self.training.micro_batch_size}) must divide the "
+                    f"sequences per worker per step ({per_worker})"
+                )
+        return self
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "function-before") or str(part).startswith(
+            ("function-", "list[", "dict[")
+        ):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _hint(error: dict[str, Any]) -> str:
+    kind = error.get("type", "")
+    msg = error.get("msg", "").removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        return "unknown field; remove it or check its spelling (see `ceiling run --help` and examples/)"
+    if kind == "missing":
+        return "required field is missing; add it"
+    if kind in ("too_short",):
+        return "must not be empty; list at least one value"
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        return f"{msg} (got {error.get('input')!r})"
+    if kind == "literal_error":
+        return f"{msg} (got {error.get('input')!r})"
+    return msg
+
+
+def parse_spec(data: Any, source: str = "sweep file") -> SweepSpec:
+    """Validate an already-parsed mapping; raises :class:`SpecError` with one line per problem."""
+    if not isinstance(data, dict):
+        raise SpecError(
+            [
+                f"(top level): expected a mapping of fields (name:, architectures:, ...), got {type(data).__name__}"
+            ],
+            source,
+        )
+    try:
+        return SweepSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            problems.append(f"{_format_loc(loc)}: {_hint(error)}")
+        raise SpecError(problems, source) from None
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and validate a sweep YAML file (safe-loaded)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(
+            [f"file not found: {path}; pass the path of a sweep YAML such as examples/smoke.yaml"], str(path)
+        )
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(
+            [f"YAML syntax error at {where}: {problem}; fix the indentation or quoting there"], str(path)
+        ) from None
+    return parse_spec(data, str(path))
+
+
+def spec_to_dict(spec: SweepSpec) -> dict[str, Any]:
+    """A JSON-safe dict of the validated spec (stored with the sweep so `ceiling resume` needs no file)."""
+    return spec.model_dump(mode="json")

@@ -1,0 +1,18 @@
+"""The SQL store (SQLAlchemy + alembic). Imports neither torch, ray nor deepspeed: the dashboard uses it."""
+
+from orchestrator.store.engine import redact, resolve_url
+from orchestrator.store.repository import StaleAttempt, Store
+from orchestrator.store.schema import TRIAL_STATUSES, Eval, Fit, Sweep, SweepTrial, Trial
+
+__all__ = [
+    "TRIAL_STATUSES",
+    "Eval",
+    "Fit",
+    "StaleAttempt",
+    "Store",
+    "Sweep",
+    "SweepTrial",
+    "Trial",
+    "redact",
+    "resolve_url",
+]

@@ -1,0 +1,89 @@
+"""Opening a store: URL resolution, SQLite pragmas, migrations, and retries on a dropped connection."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+T = TypeVar("T")
+
+
+def resolve_url(db: str | None, workdir: str | Path | None = None) -> str:
+    """``--db`` / ``CEILING_DB`` if given, else SQLite under the work folder. Plain paths become SQLite URLs."""
+    db = db or os.environ.get("CEILING_DB")
+    if not db:
+        base = Path(workdir or os.environ.get("CEILING_WORKDIR", "ceiling-runs")).resolve()
+        base.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{base / 'ceiling.db'}"
+    if "://" not in db:
+        return f"sqlite:///{Path(db).expanduser().resolve()}"
+    if db.startswith("postgres://"):
+        db = "postgresql://" + db[len("postgres://") :]
+    if db.startswith("postgresql://"):
+        db = "postgresql+psycopg://" + db[len("postgresql://") :]
+    return db
+
+
+def redact(url: str) -> str:
+    """The URL with its password hidden: safe for logs, MLflow params and the dashboard."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database URL>"
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    # WAL lets the dashboard read while trials write; busy_timeout makes concurrent writers wait
+    # instead of failing with "database is locked".
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_recycle=300)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest alembic revision (idempotent)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def with_retries(operation: Callable[[], T], *, attempts: int = 8, first_delay_s: float = 0.5) -> T:
+    """Run a store operation, retrying when the database is briefly unreachable (server restart)."""
+    delay = first_delay_s
+    for attempt in range(attempts):
+        try:
+            return operation()
+        except (OperationalError, DBAPIError) as exc:
+            transient = isinstance(exc, OperationalError) or getattr(exc, "connection_invalidated", False)
+            if not transient or attempt == attempts - 1:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+    raise AssertionError("unreachable")

@@ -1,0 +1,1 @@
+"""One trial's training: DeepSpeed engine, schedule, evaluation, checkpoints, reporting."""
