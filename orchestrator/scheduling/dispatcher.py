@@ -47,7 +47,7 @@ class Dispatcher:
             cache_dir=str(default_cache_dir()),
         )
 
-    def _payload(self, trial, attempt: int, mlflow_run_id: str | None) -> dict[str, Any]:
+    def _payload(self, trial, attempt: int, mlflow_run_id: str | None, scheduled_at: float) -> dict[str, Any]:
         return {
             "trial_id": trial.id,
             "attempt": attempt,
@@ -59,9 +59,11 @@ class Dispatcher:
             "tracking_uri": self.tracking.uri if self.tracking else None,
             "mlflow_run_id": mlflow_run_id,
             "max_loss": self.max_loss,
+            "scheduled_at": scheduled_at,
         }
 
     def _start(self, group: WorkerGroup, trial_id: str) -> None:
+        scheduled_at = time.time()
         trial = self.store.get_trial(trial_id)
         attempt = self.store.claim(trial_id)
         self.attempt_of[trial_id] = attempt
@@ -82,7 +84,7 @@ class Dispatcher:
             code_version=code_version(),
             library_versions=self.versions,
         )
-        group.start(trial_id, self._payload(trial, attempt, run_id))
+        group.start(trial_id, self._payload(trial, attempt, run_id, scheduled_at))
 
     def _settle(self, group: WorkerGroup, queue: deque[str], failed: ray.ObjectRef | None = None) -> None:
         trial_id, attempt = group.trial_id, self.attempt_of[group.trial_id]

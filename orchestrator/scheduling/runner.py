@@ -95,11 +95,12 @@ def _check_resources(spec: SweepSpec) -> None:
         )
 
 
-def connect_ray(address: str | None, workdir: Path) -> None:
+def connect_ray(address: str | None) -> bool:
+    """Connect to ``address`` (or RAY_ADDRESS), else start an embedded cluster. True if we started one."""
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     address = address or os.environ.get("RAY_ADDRESS") or None
     kwargs: dict[str, Any] = {
         "log_to_driver": False,
@@ -111,6 +112,7 @@ def connect_ray(address: str | None, workdir: Path) -> None:
         # An embedded single-machine cluster. Workers inherit this process's environment.
         kwargs["num_cpus"] = os.cpu_count()
     ray.init(address=address, **kwargs)
+    return True
 
 
 def run_sweep(
@@ -154,7 +156,7 @@ def run_sweep(
         store.set_sweep_mlflow(spec.name, tracking.experiment_id, tracking.parent_run_id)
 
     with console.status("starting Ray"):
-        connect_ray(address, context.workdir)
+        owns_ray = connect_ray(address)
     _check_resources(spec)
     dispatcher = Dispatcher(
         context=context,
@@ -173,6 +175,6 @@ def run_sweep(
             tracking.end_parent(
                 finished=counts.get("done", 0) + counts.get("diverged", 0) == sum(counts.values())
             )
-        if ray.is_initialized() and address is None and not os.environ.get("RAY_ADDRESS"):
+        if owns_ray:
             ray.shutdown()
     return summary | ran

@@ -48,6 +48,7 @@ class TrialPayload:
     mlflow_run_id: str | None = None
     use_cuda: bool = False
     max_loss: float | None = None  # a finite loss above this counts as divergence
+    scheduled_at: float | None = None  # driver's clock when the trial was handed out (start-up latency)
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -143,6 +144,7 @@ def train_trial(payload: TrialPayload, *, rank: int, world: int) -> dict[str, An
         if _latest_checkpoint(checkpoint_dir):
             _, client_state = engine.load_checkpoint(str(checkpoint_dir))
             step = int((client_state or {}).get("step", 0))
+        resumed_from = step
 
         seq_len = config["data"]["seq_len"]
         tokens_per_step = sequences_per_step * seq_len
@@ -171,6 +173,7 @@ def train_trial(payload: TrialPayload, *, rank: int, world: int) -> dict[str, An
         if step == 0:
             run_eval(0)
         interval_loss, interval_steps, last_log_time, last_log_step = 0.0, 0, time.time(), step
+        startup_latency_s = None
         train_loss = float("nan")
         eval_values: dict[str, float] = {}
         while step < steps_total:
@@ -183,6 +186,8 @@ def train_trial(payload: TrialPayload, *, rank: int, world: int) -> dict[str, An
                 engine.step()
                 step_loss += loss.item() / grad_accum
             step += 1
+            if startup_latency_s is None:
+                startup_latency_s = time.time() - (payload.scheduled_at or started)
             if world > 1:  # every rank must agree on the loss, or one stops for divergence and the rest hang
                 shared = torch.tensor([step_loss], dtype=torch.float64)
                 torch.distributed.all_reduce(shared)
@@ -227,7 +232,12 @@ def train_trial(payload: TrialPayload, *, rank: int, world: int) -> dict[str, An
             "final_train_loss": train_loss,
             "final_val_loss": eval_values.get("val_loss"),
             "final_val_bpb": eval_values.get("val_bpb"),
-            "final_metrics": eval_values,
+            "final_metrics": {
+                **eval_values,
+                "startup_latency_s": startup_latency_s,
+                "resumed_from_step": resumed_from,
+                "train_wall_s": time.time() - started,
+            },
             "wall_time_s": time.time() - started,
             "last_train_loss": train_loss,
         }

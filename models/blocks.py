@@ -1,0 +1,101 @@
+"""Shared building blocks: RMSNorm, rotary position embeddings (RoPE), the SwiGLU MLP.
+
+Every architecture in ``models/`` reuses these, so a difference measured between two architectures
+comes from their token mixers, not from a different norm or MLP.
+
+Shape suffixes: B batch, T time (sequence), D model width, H heads, K head dim, F MLP hidden.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square norm (Zhang & Sennrich 2019), as in Llama: ``x / rms(x) * weight``, no bias.
+
+    Computed in fp32 whatever the input dtype (the mean of squares underflows in bf16), then cast back.
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
+        x32_BTD = x_BTD.float()
+        normed_BTD = x32_BTD * torch.rsqrt(x32_BTD.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        return normed_BTD.to(x_BTD.dtype) * self.weight.to(x_BTD.dtype)
+
+    def reset_parameters(self) -> None:
+        nn.init.ones_(self.weight)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Rotary position embeddings (Su et al. 2021, "RoFormer"), rotate-half layout as in GPT-NeoX / Llama-HF:
+# channel i is paired with channel i + K/2 and the pair is rotated by angle pos * theta^(-2i/K).
+# Angles are computed on the fly in fp32 from integer positions: no buffers, so models built on the
+# meta device need no fix-up, and any sequence length works.
+# ---------------------------------------------------------------------------------------------------
+
+
+def rope_cos_sin(
+    positions_T: torch.Tensor, head_dim: int, theta: float = 10000.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin tables, each ``[T, head_dim]`` fp32, for integer ``positions_T``."""
+    if head_dim % 2:
+        raise ValueError(f"RoPE needs an even head_dim, got {head_dim}")
+    exponent_K2 = torch.arange(0, head_dim, 2, device=positions_T.device, dtype=torch.float32) / head_dim
+    inv_freq_K2 = theta ** (-exponent_K2)
+    angle_TK2 = positions_T.to(torch.float32)[:, None] * inv_freq_K2[None, :]
+    angle_TK = torch.cat([angle_TK2, angle_TK2], dim=-1)
+    return angle_TK.cos(), angle_TK.sin()
+
+
+def apply_rope(x_BHTK: torch.Tensor, cos_TK: torch.Tensor, sin_TK: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x_BHTK`` (queries or keys) by the angles in ``cos_TK`` / ``sin_TK``; math in fp32."""
+    x32_BHTK = x_BHTK.float()
+    half = x32_BHTK.shape[-1] // 2
+    rotated_BHTK = torch.cat([-x32_BHTK[..., half:], x32_BHTK[..., :half]], dim=-1)
+    return (x32_BHTK * cos_TK + rotated_BHTK * sin_TK).to(x_BHTK.dtype)
+
+
+# ---------------------------------------------------------------------------------------------------
+# SwiGLU MLP (Shazeer 2020, "GLU Variants Improve Transformer"), as in Llama: down(silu(gate(x)) * up(x)).
+# ---------------------------------------------------------------------------------------------------
+
+
+def swiglu_multiple(d_model: int) -> int:
+    """The multiple SwiGLU hidden widths are rounded to at this d_model (see ``swiglu_hidden``)."""
+    return 4 if d_model < 64 else 8 if d_model < 512 else 64
+
+
+def swiglu_hidden(d_model: int, multiple_of: int | None = None) -> int:
+    """Hidden width of a SwiGLU MLP: 8/3 * d_model rounded to a multiple.
+
+    8/3 keeps the three SwiGLU matrices at the parameter count of a classic 4*d two-matrix MLP
+    (3 * 8/3 = 2 * 4). Rounded to a multiple of 4 below d_model=64 (finer steps help sizing tiny
+    models), of 8 below 512 and of 64 from there (tensor-core and memory-alignment friendly; Llama
+    uses 256 at 4096 wide).
+    """
+    if multiple_of is None:
+        multiple_of = swiglu_multiple(d_model)
+    return max(multiple_of, multiple_of * round(8 * d_model / 3 / multiple_of))
+
+
+class SwiGLU(nn.Module):
+    """``down(silu(gate(x)) * up(x))``, no biases; ``down`` is a residual output projection."""
+
+    def __init__(self, d_model: int, hidden: int) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(d_model, hidden, bias=False)
+        self.up_proj = nn.Linear(d_model, hidden, bias=False)
+        self.down_proj = nn.Linear(hidden, d_model, bias=False)
+        # Marks the projection that writes into the residual stream; LanguageModel scales its init.
+        self.down_proj.is_residual_output = True
+
+    def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
+        h_BTF = F.silu(self.gate_proj(x_BTD)) * self.up_proj(x_BTD)
+        return self.down_proj(h_BTF)
