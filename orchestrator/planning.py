@@ -115,6 +115,7 @@ def plan_trials(spec: SweepSpec, vocab_size: int) -> list[PlannedTrial]:
                     f"architectures[{arch_index}] ({arch.name}) at size {size:.3g}: {exc}"
                 ) from None
             n = acc["non_embedding_params"]
+            kind = "tokens" if spec.budgets.tokens is not None else "tokens_per_param"
             if compute is not None:
                 budgets = [compute / (6 * n)]
             elif spec.budgets.tokens is not None:
@@ -124,7 +125,7 @@ def plan_trials(spec: SweepSpec, vocab_size: int) -> list[PlannedTrial]:
             for budget_index, wanted_tokens in enumerate(budgets):
                 steps = max(1, round(wanted_tokens / tokens_per_step))
                 if steps < MIN_STEPS:
-                    where = "budgets.isoflop" if compute is not None else f"budgets[{budget_index}]"
+                    where = "budgets.isoflop" if compute is not None else f"budgets.{kind}[{budget_index}]"
                     raise PlanError(
                         f"{where}: {wanted_tokens:.3g} tokens for {arch.display_name} at size {size:.3g} is "
                         f"{wanted_tokens / tokens_per_step:.2g} steps of training.batch_tokens={tokens_per_step}; "

@@ -80,6 +80,7 @@ class Trial(Base):
     tokens_seen: Mapped[int] = mapped_column(BigInteger, default=0)
     last_train_loss: Mapped[float | None] = mapped_column(Float)
     tokens_per_s: Mapped[float | None] = mapped_column(Float)
+    worker: Mapped[str | None] = mapped_column(String(128))  # host:pid of rank 0 of the current attempt
 
     final_train_loss: Mapped[float | None] = mapped_column(Float)
     final_val_loss: Mapped[float | None] = mapped_column(Float)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import shutil
+import socket
 import time
 import traceback
 from dataclasses import dataclass
@@ -170,6 +172,8 @@ def train_trial(payload: TrialPayload, *, rank: int, world: int) -> dict[str, An
                 )
             return values
 
+        if reporter:
+            reporter.heartbeat(force=True, worker=f"{socket.gethostname()}:{os.getpid()}", steps_done=step)
         if step == 0:
             run_eval(0)
         interval_loss, interval_steps, last_log_time, last_log_step = 0.0, 0, time.time(), step

@@ -1,0 +1,23 @@
+"""record which worker runs a trial (host:pid of rank 0)
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("trials") as batch_op:
+        batch_op.add_column(sa.Column("worker", sa.String(length=128), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("trials") as batch_op:
+        batch_op.drop_column("worker")
