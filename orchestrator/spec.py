@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from orchestrator.units import parse_count
 
@@ -35,6 +43,17 @@ class _Strict(BaseModel):
 
 def _count(value: Any, what: str) -> float:
     return parse_count(value, what=what)
+
+
+def _count_type(what: str) -> Any:
+    """A float field that accepts '50k' / '1.2M' / '1e15'; used per list element so errors carry the index."""
+    return Annotated[float, BeforeValidator(lambda value: _count(value, what))]
+
+
+SizeCount = _count_type("size (non-embedding parameters)")
+TokenCount = _count_type("token budget")
+RatioCount = _count_type("tokens per parameter")
+FlopCount = _count_type("isoflop budget (FLOPs)")
 
 
 class ArchitectureEntry(_Strict):
@@ -62,30 +81,16 @@ class ArchitectureEntry(_Strict):
 class IsoFlopBudgets(_Strict):
     """isoFLOP design: for each compute budget, ``points`` sizes log-spaced over the sizes' range."""
 
-    budgets: list[float] = Field(min_length=1)
+    budgets: list[FlopCount] = Field(min_length=1)
     points: int = Field(default=5, ge=2, le=50)
-
-    @field_validator("budgets", mode="before")
-    @classmethod
-    def _parse(cls, values: Any) -> Any:
-        if not isinstance(values, list):
-            return values
-        return [_count(v, "isoflop budget (FLOPs)") for v in values]
 
 
 class Budgets(_Strict):
     """Exactly one of: explicit token counts, tokens-per-parameter ratios, or isoFLOP budgets."""
 
-    tokens: list[float] | None = Field(default=None, min_length=1)
-    tokens_per_param: list[float] | None = Field(default=None, min_length=1)
+    tokens: list[TokenCount] | None = Field(default=None, min_length=1)
+    tokens_per_param: list[RatioCount] | None = Field(default=None, min_length=1)
     isoflop: IsoFlopBudgets | None = None
-
-    @field_validator("tokens", "tokens_per_param", mode="before")
-    @classmethod
-    def _parse(cls, values: Any, info: Any) -> Any:
-        if not isinstance(values, list):
-            return values
-        return [_count(v, info.field_name.replace("_", " ")) for v in values]
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Budgets:
@@ -173,7 +178,7 @@ class SweepSpec(_Strict):
     name: str
     description: str = ""
     architectures: list[ArchitectureEntry] = Field(min_length=1)
-    sizes: list[float] = Field(min_length=1)
+    sizes: list[SizeCount] = Field(min_length=1)
     budgets: Budgets
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     data: DataSpec = Field(default_factory=DataSpec)
@@ -199,13 +204,6 @@ class SweepSpec(_Strict):
             return values
         return [{"name": v} if isinstance(v, str) else v for v in values]
 
-    @field_validator("sizes", mode="before")
-    @classmethod
-    def _parse_sizes(cls, values: Any) -> Any:
-        if not isinstance(values, list):
-            return values
-        return [_count(v, "size (non-embedding parameters)") for v in values]
-
     @field_validator("seeds", mode="before")
     @classmethod
     def _seed_count(cls, value: Any) -> Any:
@@ -214,6 +212,8 @@ class SweepSpec(_Strict):
             if value < 1:
                 raise ValueError(f"seeds must be a count >= 1 or a list of seeds, got {value}")
             return list(range(value))
+        if not isinstance(value, list):
+            raise ValueError(f"give a count (seeds: 3) or a list of seeds (seeds: [0, 1]), not {value!r}")
         return value
 
     @model_validator(mode="after")
@@ -288,7 +288,8 @@ def parse_spec(data: Any, source: str = "sweep file") -> SweepSpec:
         problems = []
         for error in exc.errors():
             loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-            problems.append(f"{_format_loc(loc)}: {_hint(error)}")
+            # Whole-spec checks carry no location: their message already names the fields.
+            problems.append(f"{_format_loc(loc)}: {_hint(error)}" if loc else _hint(error))
         raise SpecError(problems, source) from None
 
 

@@ -70,7 +70,8 @@ def postgres_url() -> str:
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each store test runs against SQLite and against PostgreSQL (a fresh schema per test)."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
+        yield f"sqlite:///{tmp_path / 'store.db'}"  # a generator fixture: `return` would yield nothing
+        return
     base = request.getfixturevalue("postgres_url")
     import psycopg
 

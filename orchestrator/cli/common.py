@@ -53,7 +53,7 @@ def guarded(action: Callable[[], T]) -> T:
         raise typer.Exit(130) from None
     except Exception as exc:
         if isinstance(exc, bad_input_types()) or _is_laws_input_error(exc):
-            err_console.print(f"error: {exc}", style="red", highlight=False, markup=False)
+            err_console.print(f"error: {exc}", style="red", highlight=False, markup=False, soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         if os.environ.get("CEILING_DEBUG"):
             raise
@@ -74,9 +74,8 @@ def print_json(document: Any) -> None:
 
 
 def workdir_path(workdir: Path | None) -> Path:
-    path = Path(workdir or os.environ.get("CEILING_WORKDIR", "ceiling-runs")).expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """The work folder (not created here: nothing is written before a sweep validates and plans)."""
+    return Path(workdir or os.environ.get("CEILING_WORKDIR", "ceiling-runs")).expanduser().resolve()
 
 
 def db_url(db: str | None, workdir: Path) -> str:
@@ -86,6 +85,14 @@ def db_url(db: str | None, workdir: Path) -> str:
 
 
 def open_store(db: str | None, workdir: Path | None):
+    """Open an existing store for reading commands; a missing default SQLite store is bad input."""
     from orchestrator.store import Store
 
-    return Store.open(db_url(db, workdir_path(workdir)))
+    work = workdir_path(workdir)
+    url = db_url(db, work)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise BadInput(
+            f"no store at {url.removeprefix('sqlite:///')}; run a sweep first "
+            "(ceiling run examples/quickstart.yaml) or point --workdir / --db at an existing one"
+        )
+    return Store.open(url)

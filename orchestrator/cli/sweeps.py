@@ -194,6 +194,7 @@ def _execute(
     url = db_url(db, work)
     tracking = None if no_mlflow else resolve_tracking_uri(tracking_uri, work)
     context = prepare_sweep(spec, workdir=work, db_url=url, tracking_uri=tracking, console=err_console)
+    work.mkdir(parents=True, exist_ok=True)
     summary = run_sweep(context, address=address, console=err_console, resume=resume, max_loss=max_loss)
     trials = context.store.trials(spec.name)
     from orchestrator.store import redact

@@ -21,7 +21,6 @@ def resolve_url(db: str | None, workdir: str | Path | None = None) -> str:
     db = db or os.environ.get("CEILING_DB")
     if not db:
         base = Path(workdir or os.environ.get("CEILING_WORKDIR", "ceiling-runs")).resolve()
-        base.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{base / 'ceiling.db'}"
     if "://" not in db:
         return f"sqlite:///{Path(db).expanduser().resolve()}"

@@ -192,13 +192,19 @@ class Store:
         return self._write(op)
 
     # --- evals --------------------------------------------------------------------------------
-    def record_evals(self, trial_id: str, rows: Sequence[dict[str, Any]]) -> None:
-        """Upsert eval rows ``{step, tokens_seen, flops, metric, value}``; a rerun step overwrites."""
+    def record_evals(self, trial_id: str, attempt: int, rows: Sequence[dict[str, Any]]) -> None:
+        """Upsert eval rows ``{step, tokens_seen, flops, metric, value}``; a rerun step overwrites.
+
+        Fenced like every worker write: rows from an attempt that is no longer current are refused.
+        """
         if not rows:
             return
         values = [{"trial_id": trial_id, **row} for row in rows]
 
         def op(session: Session) -> None:
+            current = session.scalar(select(Trial.attempts).where(Trial.id == trial_id).with_for_update())
+            if current != attempt:
+                raise StaleAttempt(f"trial {trial_id}: attempt {attempt} is no longer current")
             dialect = session.bind.dialect.name
             insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
             statement = insert(Eval).values(values)

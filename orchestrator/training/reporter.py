@@ -63,7 +63,7 @@ class TrialReporter:
             {"step": step, "tokens_seen": tokens_seen, "flops": flops, "metric": k, "value": float(v)}
             for k, v in values.items()
         ]
-        self.store.record_evals(self.trial_id, rows)
+        self.store.record_evals(self.trial_id, self.attempt, rows)
         self.metrics(step, values)
 
     def finish(self, **final: Any) -> None:
