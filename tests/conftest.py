@@ -83,3 +83,21 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     yield url
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def smoke_run(ray_runtime, tmp_path_factory: pytest.TempPathFactory):
+    """examples/smoke.yaml run once through the real CLI (Ray, DeepSpeed, SQLite, MLflow).
+
+    Returns (workdir, the `ceiling run --json` summary). Shared by every test that needs a real store.
+    """
+    import json
+
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    workdir = tmp_path_factory.mktemp("smoke")
+    result = CliRunner().invoke(app, ["run", str(EXAMPLES / "smoke.yaml"), "--workdir", str(workdir), "--json"])
+    assert result.exit_code == 0, result.output
+    return workdir, json.loads(result.stdout)
