@@ -212,9 +212,14 @@ def compare_fits(
             )
         elif _excludes_zero(t[1], t[2]) != 0:
             kind = "advantage_grows" if t[1] > 0 else "advantage_shrinks"
+            # Say it the way a reader thinks of it: a trailing X whose advantage grows is catching up.
+            if g[0] >= 0:
+                trend = "advantage grows" if kind == "advantage_grows" else "advantage shrinks"
+            else:
+                trend = "gap to the baseline narrows" if kind == "advantage_grows" else "falls further behind"
             text = (
-                f"{name_x}'s advantage {kind.split('_')[1]} with compute: {t[0]:+.3g} {fit_x.metric} "
-                f"({pct} CI {t[1]:+.3g} to {t[2]:+.3g}) from {c_lo:.2g} to {c:.2g} FLOPs; {where} {state}"
+                f"{name_x} vs {name_base}: {trend} with compute ({t[0]:+.3g} {fit_x.metric} of advantage, "
+                f"{pct} CI {t[1]:+.3g} to {t[2]:+.3g}, from {c_lo:.2g} to {c:.2g} FLOPs); {where} {state}"
             )
         else:
             kind = "inconclusive"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from orchestrator.cli import sweeps
+from orchestrator.cli import law_commands, sweeps
 
 app = typer.Typer(
     name="ceiling",
@@ -24,6 +24,10 @@ app.command("run")(sweeps.run)
 app.command("resume")(sweeps.resume)
 app.command("status")(sweeps.status)
 app.command("runs")(sweeps.runs)
+app.command("fit")(law_commands.fit)
+app.command("laws")(law_commands.laws_command)
+app.command("predict")(law_commands.predict)
+app.command("compare")(law_commands.compare)
 
 
 def main() -> None:

@@ -1,0 +1,142 @@
+"""From stored trials to scaling-law fits: which runs, which metric, and a cache of fits.
+
+Shared by `ceiling laws / predict / compare` and the dashboard, so both fit exactly the same runs.
+Only ``done`` trials are fitted; failed and diverged ones are listed as excluded with the reason.
+Fits are cached in the store's ``fits`` table keyed by a hash of their inputs (run ids, metric
+values, form and settings), so they are recomputed only when new runs arrive. Imports numpy and
+``laws`` (numpy/scipy) only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.store.repository import Store
+
+# metric name -> (higher is better, best possible value); final values come from the trial row or
+# its ``final_metrics``.
+METRICS: dict[str, tuple[bool, float | None]] = {
+    "val_loss": (False, None),
+    "val_bpb": (False, None),
+    "train_loss": (False, None),
+    "copy_score": (True, 1.0),
+    "recall_accuracy": (True, 1.0),
+}
+
+
+@dataclass(frozen=True)
+class LawRuns:
+    """Columns for ``laws`` (run_id, params, tokens, compute, group, <metric>) and what was left out."""
+
+    columns: dict[str, list[Any]]
+    metric: str
+    excluded: list[dict[str, str]]
+
+    @property
+    def groups(self) -> list[str]:
+        return sorted(set(self.columns["group"]))
+
+    def only(self, group: str) -> dict[str, list[Any]]:
+        keep = [i for i, g in enumerate(self.columns["group"]) if g == group]
+        return {name: [values[i] for i in keep] for name, values in self.columns.items()}
+
+    def __len__(self) -> int:
+        return len(self.columns["run_id"])
+
+
+def metric_value(trial: Any, metric: str) -> float | None:
+    value = getattr(trial, f"final_{metric}", None)
+    if value is None:
+        value = (trial.final_metrics or {}).get(metric)
+    return None if value is None else float(value)
+
+
+def law_runs(
+    store: Store, sweep: str | None = None, *, metric: str = "val_loss", arch: str | None = None
+) -> LawRuns:
+    """Final records of the done trials of a sweep (or of every sweep), grouped by architecture label."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    columns: dict[str, list[Any]] = {
+        k: [] for k in ("run_id", "params", "tokens", "compute", "group", metric)
+    }
+    excluded: list[dict[str, str]] = []
+    for trial in store.trials(sweep):
+        if arch is not None and arch not in (trial.arch, trial.label):
+            continue
+        if trial.status != "done":
+            if trial.status in ("failed", "diverged"):
+                reason = f"diverged at step {trial.diverged_step}" if trial.status == "diverged" else "failed"
+                excluded.append(
+                    {"trial": trial.id, "label": trial.label, "status": trial.status, "reason": reason}
+                )
+            continue
+        value = metric_value(trial, metric)
+        if value is None:
+            excluded.append(
+                {
+                    "trial": trial.id,
+                    "label": trial.label,
+                    "status": trial.status,
+                    "reason": f"no {metric} recorded",
+                }
+            )
+            continue
+        columns["run_id"].append(trial.id)
+        columns["params"].append(float(trial.params_non_embedding))
+        columns["tokens"].append(float(trial.tokens))
+        columns["compute"].append(float(trial.flops_6nd))
+        columns["group"].append(trial.label)
+        columns[metric].append(value)
+    return LawRuns(columns, metric, excluded)
+
+
+def _inputs_hash(columns: dict[str, list[Any]], settings: dict[str, Any]) -> str:
+    payload = json.dumps({"columns": columns, "settings": settings}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def fit_cached(
+    store: Store,
+    columns: dict[str, list[Any]],
+    *,
+    metric: str,
+    form: str,
+    sweep: str | None,
+    group: str,
+    n_boot: int = 1000,
+    seed: int = 0,
+    **fit_kwargs: Any,
+):
+    """``laws.fit`` on these runs, served from the store's cache when the same inputs were fitted before."""
+    import laws
+
+    higher, best = METRICS.get(metric, (False, None))
+    settings = {"form": form, "metric": metric, "n_boot": n_boot, "seed": seed, **fit_kwargs}
+    key = _inputs_hash(columns, settings)
+    cached = store.cached_fit(key)
+    if cached is not None:
+        return laws.FitResult.from_json(cached)
+    result = laws.fit(
+        columns,
+        form,
+        metric=metric,
+        higher_is_better=higher,
+        metric_max=best if higher else None,
+        n_boot=n_boot,
+        seed=seed,
+        **fit_kwargs,
+    )
+    store.save_fit(
+        inputs_hash=key,
+        sweep_name=sweep,
+        group=group,
+        metric=metric,
+        form=form,
+        settings=settings,
+        result=result.to_json(include_bootstrap=True),
+    )
+    return result

@@ -1,0 +1,170 @@
+"""`ceiling fit | laws | predict | compare` on known laws: CSV input and a real SQLite store."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator.cli import app
+from orchestrator.store import Fit, Store
+from tests.factories import make_trial
+
+TRUE = {"E": 1.8, "A": 400.0, "alpha": 0.34, "B": 1500.0, "beta": 0.30}
+
+
+def chinchilla(n, d, p=TRUE):
+    return p["E"] + p["A"] / n ** p["alpha"] + p["B"] / d ** p["beta"]
+
+
+def grid(seed: int = 0, noise: float = 0.002):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in np.geomspace(1e6, 3e8, 7):
+        for ratio in (5, 10, 20, 40, 80):
+            d = n * ratio
+            rows.append((n, d, chinchilla(n, d) * np.exp(rng.normal(0, noise))))
+    return rows
+
+
+def _store_with_runs(path: Path, groups: dict[str, dict]) -> Store:
+    store = Store.open(f"sqlite:///{path}")
+    store.upsert_sweep("synthetic", {"name": "synthetic"}, workdir=None, code_version="test")
+    rows = []
+    for label, params in groups.items():
+        for i, (n, d, _) in enumerate(grid(seed=len(rows))):
+            rows.append((f"{label}-{i}", label, n, d, chinchilla(n, d, params)))
+    store.add_trials(
+        "synthetic",
+        [
+            make_trial(
+                tid, arch=label, label=label, params_non_embedding=int(n), tokens=int(d), flops_6nd=6 * n * d
+            )
+            for tid, label, n, d, _ in rows
+        ],
+    )
+    for tid, _, _, _, loss in rows:
+        attempt = store.claim(tid)
+        store.finish(tid, attempt, final_val_loss=loss, final_val_bpb=loss / np.log(2))
+    return store
+
+
+def _run(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def test_fit_csv_recovers_the_law_and_prints_the_json_contract(tmp_path: Path):
+    path = tmp_path / "runs.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["params", "tokens", "loss"])
+        writer.writerows(grid())
+    result = _run("fit", str(path), "--json", "--n-boot", "50")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["form"] == "chinchilla" and document["n_runs"] == 35
+    assert set(document["params"]) == {"E", "A", "alpha", "B", "beta"}
+    assert document["params"]["alpha"] == pytest.approx(TRUE["alpha"], abs=0.03)
+    assert document["params"]["E"] == pytest.approx(TRUE["E"], abs=0.05)
+    lo, hi = document["ci95"]["alpha"]
+    assert lo < document["params"]["alpha"] < hi
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("tokens,loss\n1e6,3.0\n", "missing column 'params'"),
+        ("params,tokens,loss\n1e6,-5,3.0\n", "tokens"),
+        ("params,tokens,loss\n1e6,1e7,3.0\n2e6,2e7,2.9\n", "needs >= 8 runs"),
+    ],
+    ids=["missing-column", "negative-tokens", "too-few-runs"],
+)
+def test_fit_rejects_bad_csv_with_exit_2(tmp_path: Path, content: str, message: str):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    result = _run("fit", str(path), "--n-boot", "10")
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_laws_from_the_store_are_cached_and_exclude_unfinished_runs(tmp_path: Path):
+    store = _store_with_runs(tmp_path / "c.db", {"transformer": TRUE})
+    store.add_trials("synthetic", [make_trial("bad", label="transformer")])
+    store.fail("bad", store.claim("bad"), "loss is nan", status="diverged", diverged_step=7)
+    args = ("laws", "synthetic", "--db", f"sqlite:///{tmp_path / 'c.db'}", "--n-boot", "40", "--json")
+    first = _run(*args)
+    assert first.exit_code == 0, first.output
+    document = json.loads(first.stdout)
+    fit = document["fits"]["transformer"]
+    assert fit["n_runs"] == 35 and "bad" not in fit["runs"]
+    assert fit["params"]["beta"] == pytest.approx(TRUE["beta"], abs=0.03)
+    assert document["excluded"] == [
+        {"trial": "bad", "label": "transformer", "status": "diverged", "reason": "diverged at step 7"}
+    ]
+    with store.session() as session:
+        assert session.query(Fit).count() == 1
+    second = _run(*args)
+    assert json.loads(second.stdout)["fits"] == document["fits"]
+    with store.session() as session:
+        assert session.query(Fit).count() == 1  # served from the cache, not refitted
+
+
+def test_predict_at_a_size_and_at_a_compute_budget(tmp_path: Path):
+    _store_with_runs(tmp_path / "c.db", {"transformer": TRUE})
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    at_size = _run(
+        "predict",
+        "--arch",
+        "transformer",
+        "--params",
+        "1B",
+        "--tokens",
+        "20B",
+        "--db",
+        db,
+        "--n-boot",
+        "40",
+        "--json",
+    )
+    assert at_size.exit_code == 0, at_size.output
+    predicted = json.loads(at_size.stdout)["predicted"]
+    assert predicted["value"] == pytest.approx(chinchilla(1e9, 2e10), rel=0.02)
+    lo, hi = predicted["ci95"]
+    assert lo <= predicted["value"] <= hi
+    at_compute = _run(
+        "predict", "--arch", "transformer", "--compute", "1e21", "--db", db, "--n-boot", "40", "--json"
+    )
+    assert at_compute.exit_code == 0, at_compute.output
+    optimum = json.loads(at_compute.stdout)
+    assert 6 * optimum["N_opt"]["value"] * optimum["D_opt"]["value"] == pytest.approx(1e21, rel=0.01)
+    neither = _run("predict", "--arch", "transformer", "--params", "1B", "--db", db)
+    assert neither.exit_code == 2 and "--params and --tokens, or --compute" in neither.output
+
+
+def test_compare_finds_the_better_architecture(tmp_path: Path):
+    better = {**TRUE, "E": 1.7}  # lower irreducible loss: ahead at every compute
+    _store_with_runs(tmp_path / "c.db", {"transformer": TRUE, "gla": better})
+    result = _run(
+        "compare",
+        "synthetic",
+        "--baseline",
+        "transformer",
+        "--at",
+        "1e22",
+        "--db",
+        f"sqlite:///{tmp_path / 'c.db'}",
+        "--n-boot",
+        "60",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    comparison = json.loads(result.stdout)["comparisons"]["gla"]
+    assert comparison["x"] == "gla" and comparison["baseline"] == "transformer"
+    text = json.dumps(comparison["verdicts"])
+    assert "gla" in text
+    missing = _run("compare", "synthetic", "--baseline", "mamba", "--db", f"sqlite:///{tmp_path / 'c.db'}")
+    assert missing.exit_code == 2 and "gla" in missing.output
