@@ -69,7 +69,7 @@ def bare_loop(trial_config: dict, data, threads: int) -> tuple[float, int]:
     model = models.from_config(trial_config["arch"], trial_config["model"])
     dtype = torch.bfloat16 if training["precision"] == "bf16" else None
     optimizer = torch.optim.AdamW(
-        _param_groups(model, training["weight_decay"]),
+        _param_groups(model, training["weight_decay"], training["lr"]),
         lr=training["lr"],
         betas=(training["beta1"], training["beta2"]),
     )

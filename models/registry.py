@@ -28,6 +28,17 @@ ENTRY_POINT_GROUP = "ceiling.architectures"
 
 _BUILTINS: dict[str, str] = {
     "transformer": "models.transformer:ARCHITECTURE",
+    "hawk": "models.hawk:ARCHITECTURE",
+    "griffin": "models.griffin:ARCHITECTURE",
+    "mega": "models.mega:ARCHITECTURE",
+    "gated_deltanet": "models.gated_deltanet:ARCHITECTURE",
+    "rwkv7": "models.rwkv7:ARCHITECTURE",
+    "retnet": "models.retnet:ARCHITECTURE",
+    "gla": "models.gla:ARCHITECTURE",
+    "rwkv6": "models.rwkv6:ARCHITECTURE",
+    "mamba2": "models.mamba2:ARCHITECTURE",
+    "mamba": "models.mamba:ARCHITECTURE",
+    "s4d": "models.s4d:ARCHITECTURE",
 }
 
 

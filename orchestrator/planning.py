@@ -95,9 +95,17 @@ def _size_points(spec: SweepSpec) -> list[tuple[float, float | None]]:
 
 
 def plan_trials(spec: SweepSpec, vocab_size: int) -> list[PlannedTrial]:
-    """All trials of a sweep, in a stable order (architecture, size, budget, seed)."""
+    """All trials of a sweep, in a stable order (architecture, size, budget, seed).
+
+    A recall study (``spec.task``) plans architecture x width x lr x seed instead, with the task's
+    vocabulary (``vocab_size``, the corpus's, is then unused): see ``orchestrator.recall.planning``.
+    """
     import models
 
+    if spec.task is not None:
+        from orchestrator.recall.planning import plan_recall_trials
+
+        return plan_recall_trials(spec)
     tokens_per_step = spec.training.batch_tokens
     trials: list[PlannedTrial] = []
     for arch_index, arch in enumerate(spec.architectures):
@@ -176,7 +184,7 @@ def _resolve(
         "steps": steps,
         "data": spec.data.model_dump(mode="json"),
         "training": {
-            **training.model_dump(mode="json", exclude={"lr", "micro_batch_size"}),
+            **training.model_dump(mode="json", exclude={"lr", "micro_batch_size", "max_loss"}),
             "lr": lr,
             "sequences_per_step": training.batch_tokens // spec.data.seq_len,
             "warmup_steps": warmup,

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from orchestrator.recall.spec import TASK_NAMES, TaskSpec, task_shorthand
 from orchestrator.units import parse_count
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -146,6 +147,9 @@ class TrainingSpec(_Strict):
     eval_interval: int = Field(default=50, ge=1, description="optimizer steps between evaluations")
     checkpoint_interval: int | None = Field(default=None, ge=1, description="steps; default = eval_interval")
     log_interval: int = Field(default=10, ge=1)
+    max_loss: float | None = Field(
+        default=None, gt=0, description="a training loss above this (or NaN/inf) stops the trial as diverged"
+    )
 
     @field_validator("batch_tokens", mode="before")
     @classmethod
@@ -166,25 +170,64 @@ class ResourcesSpec(_Strict):
     gpus_per_worker: float = Field(default=0, ge=0)
     max_concurrent_trials: int = Field(default=2, ge=1)
     retries: int = Field(default=2, ge=0, le=100)
+    placement: Literal["pack", "spread", "strict_pack", "strict_spread"] = Field(
+        default="pack", description="how a trial's workers are placed on nodes (Ray placement-group strategy)"
+    )
 
 
 class DeepSpeedSpec(_Strict):
+    """``preset`` names a file of DeepSpeed blocks (orchestrator/presets/deepspeed, copies in
+    clusters/deepspeed); it merges under an explicit ``zero_stage`` and ``overrides`` (explicit wins)."""
+
     zero_stage: Literal[0, 1, 2, 3] = 0
-    preset: str | None = None
+    preset: str | None = Field(default=None, description="e.g. zero2-bf16; see clusters/README.md")
     overrides: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stage_from_preset(cls, data: Any) -> Any:
+        # No explicit zero_stage: take the preset's, so the stored spec (and the trial id) says the stage run.
+        from orchestrator.presets import PresetError, preset_zero_stage
+
+        if isinstance(data, dict) and isinstance(data.get("preset"), str) and "zero_stage" not in data:
+            try:
+                return {**data, "zero_stage": preset_zero_stage(data["preset"])}
+            except PresetError:
+                return data  # the field validator below reports the unknown name with its path
+        return data
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, name: str | None) -> str | None:
+        from orchestrator.presets import deepspeed_preset
+
+        if name is not None:
+            deepspeed_preset(name)  # PresetError (a ValueError) lists the known presets
+        return name
 
 
 class SweepSpec(_Strict):
     name: str
     description: str = ""
     architectures: list[ArchitectureEntry] = Field(min_length=1)
-    sizes: list[SizeCount] = Field(min_length=1)
-    budgets: Budgets
+    # sizes and budgets: required for a language-model study, absent from a recall study (task:);
+    # ``_study_kind`` reports a missing one with its path, like any required field.
+    sizes: list[SizeCount] | None = Field(default=None, min_length=1)
+    budgets: Budgets | None = None
+    task: TaskSpec | None = Field(
+        default=None,
+        description="a recall study (mqar | copy) instead of a language-model ladder; see orchestrator/recall",
+    )
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     data: DataSpec = Field(default_factory=DataSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     deepspeed: DeepSpeedSpec = Field(default_factory=DeepSpeedSpec)
+    storage: str | None = Field(
+        default=None,
+        description="where checkpoints go: a folder, or a URI pyarrow.fs understands (s3://, gs://, hdfs://, "
+        "file://) shared by every node; default <workdir>/checkpoints",
+    )
 
     @field_validator("name")
     @classmethod
@@ -196,6 +239,27 @@ class SweepSpec(_Strict):
                 "starting with a letter or digit"
             )
         return name
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _task_shorthand(cls, value: Any) -> Any:
+        return task_shorthand(value)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _study_kind(cls, data: Any, handler: Any) -> SweepSpec:
+        missing = []
+        if isinstance(data, dict) and data.get("task") is None:
+            missing = [name for name in ("sizes", "budgets") if data.get(name) is None]
+        try:
+            spec = handler(data)
+        except ValidationError as exc:
+            if not missing:
+                raise
+            raise _with_missing(exc.errors(), missing, data) from None
+        if missing:
+            raise _with_missing([], missing, data)
+        return spec
 
     @field_validator("architectures", mode="before")
     @classmethod
@@ -226,6 +290,11 @@ class SweepSpec(_Strict):
             raise ValueError(f"seeds: duplicates in {self.seeds}")
         if any(s < 0 for s in self.seeds):
             raise ValueError(f"seeds must be >= 0, got {self.seeds}")
+        if self.task is not None:
+            from orchestrator.recall.spec import check_recall_sweep
+
+            check_recall_sweep(self)
+            return self
         seq_len, workers = self.data.seq_len, self.resources.workers_per_trial
         if self.training.batch_tokens % (seq_len * workers):
             raise ValueError(
@@ -243,11 +312,23 @@ class SweepSpec(_Strict):
         return self
 
 
+def _with_missing(errors: list[dict[str, Any]], missing: list[str], data: Any) -> ValidationError:
+    """``errors`` plus a 'missing' error for each of ``missing`` (fields required only for LM studies)."""
+    details: list[Any] = [
+        {"type": e["type"], "loc": e["loc"], "input": e.get("input"), **({"ctx": e["ctx"]} if "ctx" in e else {})}
+        for e in errors
+    ]
+    details += [{"type": "missing", "loc": (name,), "input": data} for name in missing]
+    return ValidationError.from_exception_data("SweepSpec", details)
+
+
 def _format_loc(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif out == "task" and part in TASK_NAMES:
+            continue  # the tag pydantic adds inside the task union (task.mqar.train -> task.train)
         elif part in ("function-after", "function-before") or str(part).startswith(
             ("function-", "list[", "dict[")
         ):

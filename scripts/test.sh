@@ -12,6 +12,11 @@ if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   fi
 fi
 
+# The dashboard's browser test drives headless Chromium (Debian's package); install it when missing.
+if [ ! -x /usr/bin/chromium ]; then
+  apt-get update -qq && apt-get install -y -qq chromium chromium-driver
+fi
+
 ruff check .
 set +e
 python -m pytest -q -p no:cacheprovider --durations=15 "$@"

@@ -29,6 +29,7 @@ def ray_runtime():
     import ray
 
     ray.init(
+        address="local",
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,

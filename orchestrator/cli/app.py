@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from orchestrator.cli import law_commands, sweeps
+from orchestrator.cli import dashboard, law_commands, sweeps
+from orchestrator.recall import cli as recall_cli
 
 app = typer.Typer(
     name="ceiling",
@@ -28,6 +29,8 @@ app.command("fit")(law_commands.fit)
 app.command("laws")(law_commands.laws_command)
 app.command("predict")(law_commands.predict)
 app.command("compare")(law_commands.compare)
+app.command("recall")(recall_cli.recall)
+app.command("dashboard")(dashboard.dashboard)
 
 
 def main() -> None:

@@ -30,7 +30,10 @@ class Dispatcher:
         self.context, self.tracking, self.console = context, tracking, console
         self.store = context.store
         self.spec = context.spec
-        self.max_loss, self.micro_batch_size, self.versions = max_loss, micro_batch_size, versions
+        # The command line's --max-loss wins over the spec's training.max_loss.
+        self.max_loss = max_loss if max_loss is not None else self.spec.training.max_loss
+        self.micro_batch_size, self.versions = micro_batch_size, versions
+        self.checkpoint_root = self.spec.storage or str(context.workdir / "checkpoints")
         self.groups: list[WorkerGroup] = []
         self.attempt_of: dict[str, int] = {}
         self.failures: dict[str, int] = {}
@@ -45,6 +48,7 @@ class Dispatcher:
             cpus=res.cpus_per_worker,
             gpus=res.gpus_per_worker,
             cache_dir=str(default_cache_dir()),
+            strategy=res.placement.upper(),
         )
 
     def _payload(self, trial, attempt: int, mlflow_run_id: str | None, scheduled_at: float) -> dict[str, Any]:
@@ -54,13 +58,28 @@ class Dispatcher:
             "config": trial.config,
             "data": self.context.data.to_dict(),
             "store_url": self.store.url,
-            "checkpoint_dir": str(self.context.workdir / "checkpoints" / trial.id),
-            "micro_batch_size": self.micro_batch_size,
+            "checkpoint_root": self.checkpoint_root,
+            "workdir": str(self.context.workdir),
+            "micro_batch_size": self._micro_batch_size(trial.config),
             "tracking_uri": self.tracking.uri if self.tracking else None,
             "mlflow_run_id": mlflow_run_id,
             "max_loss": self.max_loss,
             "scheduled_at": scheduled_at,
         }
+
+    def _micro_batch_size(self, config: dict[str, Any]) -> int:
+        if config.get("task"):  # a recall trial: its batch is task.batch_size sequences of the task's lengths
+            from orchestrator.recall.planning import recall_micro_batch_size
+
+            return recall_micro_batch_size(
+                config, self.spec.resources.workers_per_trial, self.spec.training.micro_batch_size
+            )
+        return self.micro_batch_size
+
+    def _data_fingerprint(self, config: dict[str, Any]) -> str:
+        if config.get("task"):  # generated from the seed: the task's name stands for the corpus
+            return f"synthetic:{config['task']['name']}"
+        return self.context.data.fingerprint
 
     def _start(self, group: WorkerGroup, trial_id: str) -> None:
         scheduled_at = time.time()
@@ -80,7 +99,7 @@ class Dispatcher:
             trial_id,
             attempt,
             mlflow_run_id=run_id,
-            corpus_fingerprint=self.context.data.fingerprint,
+            corpus_fingerprint=self._data_fingerprint(trial.config),
             code_version=code_version(),
             library_versions=self.versions,
         )

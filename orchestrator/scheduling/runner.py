@@ -109,7 +109,9 @@ def connect_ray(address: str | None) -> bool:
         "logging_level": "WARNING",
     }
     if address is None:
-        # An embedded single-machine cluster. Workers inherit this process's environment.
+        # An embedded single-machine cluster. "local" (not None): never join a cluster that a stale
+        # /tmp/ray/ray_current_cluster file points at after an unclean `ray start`.
+        address = "local"
         kwargs["num_cpus"] = os.cpu_count()
     ray.init(address=address, **kwargs)
     return True

@@ -66,7 +66,13 @@ def deepspeed_config(
     grad_clip: float,
     zero_stage: int,
     overrides: dict[str, Any] | None = None,
+    preset: str | None = None,
 ) -> dict[str, Any]:
+    """The DeepSpeed config of one trial: ours < ``preset`` < ``zero_stage`` < ``overrides``.
+
+    ``bf16.enabled`` follows ``precision`` (training.precision) whatever the preset says; ``zero_stage``
+    is the spec's, which already defaults to the preset's stage (see ``DeepSpeedSpec``).
+    """
     config: dict[str, Any] = {
         "train_micro_batch_size_per_gpu": micro_batch_size,
         "gradient_accumulation_steps": grad_accum,
@@ -78,6 +84,12 @@ def deepspeed_config(
         "wall_clock_breakdown": False,
         "zero_allow_untested_optimizer": True,
     }
+    if preset:
+        from orchestrator.presets import merge_preset
+
+        config = merge_preset(config, preset)
+        config["zero_optimization"] = {**config.get("zero_optimization", {}), "stage": zero_stage}
+        config["bf16"] = {**config.get("bf16", {}), "enabled": precision == "bf16"}
     for key, value in (overrides or {}).items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):
             config[key] = {**config[key], **value}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import math
 import os
-import shutil
 import socket
 import time
 import traceback
@@ -22,10 +21,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from orchestrator.data.batches import TrainBatches, validation_windows
 from orchestrator.data.prepare import PreparedData
+from orchestrator.recall.tasks import make_task
+from orchestrator.training.checkpoints import CheckpointError, CheckpointStore
 from orchestrator.training.distributed import deepspeed_config
-from orchestrator.training.evaluation import evaluate
 from orchestrator.training.schedule import lr_multiplier
 
 
@@ -44,7 +43,8 @@ class TrialPayload:
     config: dict[str, Any]
     data: dict[str, Any]
     store_url: str
-    checkpoint_dir: str
+    checkpoint_root: str  # a folder or a pyarrow.fs URI; the trial's checkpoints go under <root>/<trial id>
+    workdir: str  # local scratch (the cache of checkpoints mirrored from remote storage)
     micro_batch_size: int
     tracking_uri: str | None = None
     mlflow_run_id: str | None = None
@@ -53,28 +53,37 @@ class TrialPayload:
     scheduled_at: float | None = None  # driver's clock when the trial was handed out (start-up latency)
 
 
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+def _param_groups(model: torch.nn.Module, weight_decay: float, lr: float) -> list[dict[str, Any]]:
     # Decay matrices only: norms' gains and biases are not weights to shrink (GPT-3, Llama practice).
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         (decay if param.ndim >= 2 and "norm" not in name else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    # Each group carries the peak lr so a model can cap its own (S4D's SSM parameters: min(1e-3, lr)).
+    groups = [
+        {"params": decay, "weight_decay": weight_decay, "lr": lr},
+        {"params": no_decay, "weight_decay": 0.0, "lr": lr},
+    ]
     extra = getattr(model, "optimizer_param_overrides", None)  # e.g. S4D's own SSM learning rate
     if callable(extra):
         groups = extra(groups)
     return [g for g in groups if g["params"]]
 
 
-def _latest_checkpoint(directory: Path) -> bool:
-    return (directory / "latest").is_file()
+def _node_ids(world: int) -> list[str]:
+    """The Ray node of every rank (rank order), to show where a trial ran."""
+    try:
+        import ray
 
-
-def _prune_checkpoints(directory: Path, keep_tag: str) -> None:
-    for child in directory.iterdir():
-        if child.is_dir() and child.name.startswith("step") and child.name != keep_tag:
-            shutil.rmtree(child, ignore_errors=True)
+        mine = ray.get_runtime_context().get_node_id()[:12]
+    except Exception:  # not inside Ray (benchmarks, direct calls)
+        mine = "local"
+    if world == 1:
+        return [mine]
+    gathered: list[Any] = [None] * world
+    torch.distributed.all_gather_object(gathered, mine)
+    return gathered
 
 
 def train_trial(payload: TrialPayload, *, rank: int, world: int) -> dict[str, Any]:
@@ -108,7 +117,7 @@ def train_trial(payload: TrialPayload, *, rank: int, world: int) -> dict[str, An
         micro = payload.micro_batch_size
         grad_accum = per_worker // micro
         optimizer = torch.optim.AdamW(
-            _param_groups(model, training["weight_decay"]),
+            _param_groups(model, training["weight_decay"], training["lr"]),
             lr=training["lr"],
             betas=(training["beta1"], training["beta2"]),
             eps=1e-8,
@@ -131,7 +140,8 @@ def train_trial(payload: TrialPayload, *, rank: int, world: int) -> dict[str, An
             precision=training["precision"],
             grad_clip=training["grad_clip"],
             zero_stage=ds["zero_stage"],
-            overrides=ds.get("resolved_overrides") or ds["overrides"],
+            overrides=ds["overrides"],
+            preset=ds.get("preset"),
         )
         engine, _, _, _ = deepspeed.initialize(
             model=model,
@@ -141,35 +151,27 @@ def train_trial(payload: TrialPayload, *, rank: int, world: int) -> dict[str, An
             dist_init_required=False,
         )
 
-        checkpoint_dir = Path(payload.checkpoint_dir)
+        checkpoints = CheckpointStore(payload.checkpoint_root, payload.trial_id, Path(payload.workdir))
+        checkpoints.check_writable()
         step = 0
-        if _latest_checkpoint(checkpoint_dir):
-            _, client_state = engine.load_checkpoint(str(checkpoint_dir))
+        if checkpoints.restore():
+            _, client_state = engine.load_checkpoint(str(checkpoints.local_dir))
             step = int((client_state or {}).get("step", 0))
         resumed_from = step
+        nodes = _node_ids(world)
 
-        seq_len = config["data"]["seq_len"]
-        tokens_per_step = sequences_per_step * seq_len
-        flops_per_token = float(model.flops_per_token(seq_len))
-        batches = TrainBatches(data.open("train"), seq_len, sequences_per_step, seed=config["seed"])
-        windows = validation_windows(data.open("val"), seq_len, config["data"]["val_tokens"])
+        # What the trial trains on and how it is scored: corpus windows (LmTask) or a synthetic recall
+        # task (RecallTask, when the config carries `task`); see orchestrator/recall/tasks.py.
+        task = make_task(config, data)
+        flops_per_token = float(model.flops_per_token(task.flops_seq_len))
         eval_batch = max(1, micro)
 
-        def run_eval(at_step: int) -> dict[str, float]:
-            values = evaluate(
-                engine,
-                windows,
-                rank=rank,
-                world=world,
-                batch_size=eval_batch,
-                bytes_per_token=data.val_bytes_per_token,
-                device=device,
-                autocast_dtype=None,
-            )
-            if reporter:
-                reporter.evals(
-                    at_step, at_step * tokens_per_step, at_step * tokens_per_step * flops_per_token, values
-                )
+        def run_eval(at_step: int, final: bool = False) -> dict[str, float]:
+            evaluate = task.final_evaluate if final else task.evaluate
+            values = evaluate(engine, rank=rank, world=world, batch_size=eval_batch, device=device)
+            if reporter and values:
+                tokens = task.tokens_seen(at_step)
+                reporter.evals(at_step, tokens, tokens * flops_per_token, values)
             return values
 
         if reporter:
@@ -182,10 +184,11 @@ def train_trial(payload: TrialPayload, *, rank: int, world: int) -> dict[str, An
         eval_values: dict[str, float] = {}
         while step < steps_total:
             step_loss = 0.0
-            for inputs_BT, targets_BT in batches.micro_batches(step, rank, world, micro):
+            for inputs_BT, targets_BT in task.micro_batches(step, rank, world, micro):
                 inputs_BT, targets_BT = inputs_BT.to(device), targets_BT.to(device)
                 logits_BTV = engine(inputs_BT)
-                loss = F.cross_entropy(logits_BTV.float().flatten(0, 1), targets_BT.flatten())
+                # targets are -100 (IGNORE_INDEX) where nothing is scored, e.g. all but MQAR's answers
+                loss = F.cross_entropy(logits_BTV.float().flatten(0, 1), targets_BT.flatten(), ignore_index=-100)
                 engine.backward(loss)
                 engine.step()
                 step_loss += loss.item() / grad_accum
@@ -205,7 +208,9 @@ def train_trial(payload: TrialPayload, *, rank: int, world: int) -> dict[str, An
             train_loss = step_loss
             if step % training["log_interval"] == 0 or step == steps_total:
                 now = time.time()
-                tokens_per_s = (step - last_log_step) * tokens_per_step / max(now - last_log_time, 1e-9)
+                tokens_per_s = (task.tokens_seen(step) - task.tokens_seen(last_log_step)) / max(
+                    now - last_log_time, 1e-9
+                )
                 if reporter:
                     reporter.metrics(
                         step,
@@ -217,7 +222,7 @@ def train_trial(payload: TrialPayload, *, rank: int, world: int) -> dict[str, An
                     )
                     reporter.heartbeat(
                         steps_done=step,
-                        tokens_seen=step * tokens_per_step,
+                        tokens_seen=task.tokens_seen(step),
                         last_train_loss=interval_loss / interval_steps,
                         tokens_per_s=tokens_per_s,
                     )
@@ -226,13 +231,17 @@ def train_trial(payload: TrialPayload, *, rank: int, world: int) -> dict[str, An
                 eval_values = run_eval(step)
             if step % training["checkpoint_interval"] == 0 and step < steps_total:
                 tag = f"step{step}"
-                engine.save_checkpoint(str(checkpoint_dir), tag=tag, client_state={"step": step})
-                if rank == 0:
-                    _prune_checkpoints(checkpoint_dir, tag)
+                try:
+                    engine.save_checkpoint(str(checkpoints.local_dir), tag=tag, client_state={"step": step})
+                except OSError as exc:
+                    raise CheckpointError(f"cannot write checkpoint {tag} to {checkpoints.local_dir}: {exc}") from None
+                checkpoints.saved(tag, is_writer=rank == 0)
 
+        # Measured once, at the end (an LM trial's in-context copy score); stored as evals and final metrics.
+        eval_values = {**eval_values, **run_eval(step, final=True)}
         final = {
             "steps_done": step,
-            "tokens_seen": step * tokens_per_step,
+            "tokens_seen": task.tokens_seen(step),
             "final_train_loss": train_loss,
             "final_val_loss": eval_values.get("val_loss"),
             "final_val_bpb": eval_values.get("val_bpb"),
@@ -241,20 +250,24 @@ def train_trial(payload: TrialPayload, *, rank: int, world: int) -> dict[str, An
                 "startup_latency_s": startup_latency_s,
                 "resumed_from_step": resumed_from,
                 "train_wall_s": time.time() - started,
+                "nodes": nodes,
             },
             "wall_time_s": time.time() - started,
             "last_train_loss": train_loss,
         }
         if reporter:
             reporter.finish(**final)
-            shutil.rmtree(
-                checkpoint_dir, ignore_errors=True
-            )  # done is final: the checkpoint is no longer needed
+            checkpoints.clear()  # done is final: the checkpoint is no longer needed
         return {"status": "done", **final}
     except TrialDiverged as exc:
         if reporter:
             reporter.fail(str(exc), status="diverged", diverged_step=exc.step)
         return {"status": "diverged", "error": str(exc), "diverged_step": exc.step}
+    except CheckpointError as exc:
+        # Retrying cannot help a full disk or an unwritable folder: fail now, say where and why.
+        if reporter:
+            reporter.fail(str(exc))
+        return {"status": "failed", "error": str(exc)}
     except Exception:
         # Let the orchestrator decide between retry and failure; it needs the traceback either way.
         raise RuntimeError(

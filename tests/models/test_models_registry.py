@@ -114,7 +114,7 @@ def _entry_point(name: str, loaded):
 
 
 def test_entry_point_plugins_load_lazily_and_broken_ones_warn():
-    registry = Registry()
+    registry = Registry(builtins={"transformer": "models.transformer:ARCHITECTURE"})
     calls = []
 
     def register_many():

@@ -1,0 +1,258 @@
+"""Gated Linear Attention (Yang, Wang, Shen, Panda & Kim 2024, "Gated Linear Attention Transformers with
+Hardware-Efficient Training", arXiv:2312.06635), following fla's ``GatedLinearAttention`` layer.
+
+Per head (key dim ``K = d/2 / H``, value dim ``V = d / H``; state ``S`` is ``[K, V]``)::
+
+    q, k, v = W_q x, W_k x, W_v x                               q scaled by K^-1/2
+    g_t     = logsigmoid(W_g2 W_g1 x_t + b) / 16                 per-key-channel log decay (rank-16 gate)
+    S_t     = diag(exp(g_t)) S_{t-1} + k_t v_t^T,   o_t = S_t^T q_t
+    y_t     = W_o [ RMSNorm_head(o_t) * silu(W_r x_t) ]          gated output, per-head norm
+
+Blocks are pre-norm ``x + GLA(norm(x))``, ``x + SwiGLU(norm(x))`` (the paper's Llama-style stack, SwiGLU
+8/3 d). Training runs ``kernels.gla.chunk_gla`` (per-channel decays), decoding the one-token recurrence.
+
+This file also holds ``size_by_search``, the sizing helper shared by the gated-linear-attention family
+(``retnet.py``, ``rwkv6.py``, ``mamba2.py``). Shape suffixes: B batch, T time, D d_model, H heads, K key
+head dim, V value head dim, R gate rank, F MLP hidden.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kernels.gla import chunk_gla, chunk_gla_flops_per_token, gla_step
+from models.blocks import SwiGLU, swiglu_hidden, swiglu_multiple
+from models.lm import LanguageModel, ModelConfig, ResidualBlock
+from models.registry import Architecture
+from models.sizing import (
+    ASPECT_RATIO,
+    DEFAULT_DEPTHS,
+    SIZING_REL_TOL,
+    TRIM_REL_TOL,
+    closest_value,
+    search_shape,
+    width_grid,
+)
+
+
+def check_positive_ints(config: Any, names: Iterable[str]) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{type(config).__name__}.{name} must be a positive int, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GLAConfig(ModelConfig):
+    n_heads: int  # 4 in the paper and fla
+    key_dim: int  # all heads: d/2 (fla expand_k = 0.5)
+    value_dim: int  # all heads: d (fla expand_v = 1)
+    ffn_hidden: int  # SwiGLU, 8/3 d
+    gate_rank: int = 16  # low-rank decay gate (fla gate_low_rank_dim)
+    gate_normalizer: float = 16.0  # logsigmoid(.) / 16 (fla gate_logit_normalizer)
+    chunk_size: int = 64  # chunk length of the training kernel (no effect on the maths)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive_ints(
+            self, ("n_heads", "key_dim", "value_dim", "ffn_hidden", "gate_rank", "chunk_size")
+        )
+        if self.key_dim % self.n_heads or self.value_dim % self.n_heads:
+            raise ValueError(
+                f"GLAConfig.n_heads={self.n_heads} must divide key_dim={self.key_dim} and value_dim={self.value_dim}"
+            )
+        if not self.gate_normalizer > 0:
+            raise ValueError(f"GLAConfig.gate_normalizer must be > 0, got {self.gate_normalizer!r}")
+
+    @property
+    def head_k_dim(self) -> int:
+        return self.key_dim // self.n_heads
+
+    @property
+    def head_v_dim(self) -> int:
+        return self.value_dim // self.n_heads
+
+    def non_embedding_params(self) -> int:
+        """Exact count: per layer q, k, v, output gate, the low-rank decay gate (two matrices and a bias),
+        the shared per-head norm gain, o_proj, SwiGLU and two block norms; plus the final norm."""
+        d, Kd, Vd, R = self.d_model, self.key_dim, self.value_dim, self.gate_rank
+        mixer = 2 * d * Kd + 2 * d * Vd + (d * R + R * Kd + Kd) + self.head_v_dim + Vd * d
+        return self.n_layers * (mixer + 3 * d * self.ffn_hidden + 2 * d) + d
+
+
+class GatedLinearAttention(nn.Module):
+    """The GLA token mixer (one layer)."""
+
+    def __init__(self, config: GLAConfig) -> None:
+        super().__init__()
+        c = self.config = config
+        self.q_proj = nn.Linear(c.d_model, c.key_dim, bias=False)
+        self.k_proj = nn.Linear(c.d_model, c.key_dim, bias=False)
+        self.v_proj = nn.Linear(c.d_model, c.value_dim, bias=False)
+        self.r_proj = nn.Linear(c.d_model, c.value_dim, bias=False)  # output gate (fla g_proj)
+        self.gate_down = nn.Linear(c.d_model, c.gate_rank, bias=False)  # fla gk_proj[0]
+        self.gate_up = nn.Linear(c.gate_rank, c.key_dim, bias=True)  # fla gk_proj[1]
+        self.o_norm_weight = nn.Parameter(torch.ones(c.head_v_dim))  # shared by the heads, as in fla
+        self.o_proj = nn.Linear(c.value_dim, c.d_model, bias=False)
+        self.o_proj.is_residual_output = True
+
+    @torch.no_grad()
+    def init_extra_parameters(self) -> None:
+        self.o_norm_weight.fill_(1.0)
+
+    def _heads(self, x: torch.Tensor):
+        """q (scaled), k, v per head and the fp32 log decay ``logsigmoid(gate) / 16`` per key channel."""
+        c = self.config
+        lead = x.shape[:-1]
+        q = self.q_proj(x).reshape(*lead, c.n_heads, c.head_k_dim) * c.head_k_dim**-0.5
+        k = self.k_proj(x).reshape(*lead, c.n_heads, c.head_k_dim)
+        v = self.v_proj(x).reshape(*lead, c.n_heads, c.head_v_dim)
+        gate = self.gate_up(self.gate_down(x)).float().reshape(*lead, c.n_heads, c.head_k_dim)
+        return q, k, v, F.logsigmoid(gate) / c.gate_normalizer
+
+    def _output(self, o_xHV: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Per-head RMSNorm (fp32) times ``silu(W_r x)``, then o_proj (fla ``FusedRMSNormGated``)."""
+        o32 = o_xHV.float()
+        o32 = o32 * torch.rsqrt(o32.pow(2).mean(-1, keepdim=True) + self.config.norm_eps)
+        gate = self.r_proj(x).float().reshape(o32.shape)
+        y = (o32 * self.o_norm_weight.float() * F.silu(gate)).flatten(-2)
+        return self.o_proj(y.to(x.dtype))
+
+    def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
+        q, k, v, g = self._heads(x_BTD)
+        o_BTHV, _ = chunk_gla(q, k, v, g, chunk_size=self.config.chunk_size)
+        return self._output(o_BTHV, x_BTD)
+
+    def init_state(self, batch: int, *, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        c = self.config
+        shape = (batch, c.n_heads, c.head_k_dim, c.head_v_dim)
+        return {"S_BHKV": torch.zeros(shape, device=device, dtype=torch.float32)}
+
+    def step(self, x_BD: torch.Tensor, state: dict[str, torch.Tensor], pos: int):
+        q, k, v, g = self._heads(x_BD)
+        o_BHV, state["S_BHKV"] = gla_step(q, k, v, g, state["S_BHKV"])
+        return self._output(o_BHV, x_BD), state
+
+    def state_size(self, seq_len: int) -> int:
+        """Per sequence: the ``[K, V]`` state of every head."""
+        return self.config.n_heads * self.config.head_k_dim * self.config.head_v_dim
+
+    def extra_flops_per_token(self, seq_len: int) -> int:
+        """The chunked kernel's matmuls (``kernels.gla.chunk_gla_flops_per_token``); flat in seq_len."""
+        c = self.config
+        return c.n_heads * chunk_gla_flops_per_token(c.head_k_dim, c.head_v_dim, chunk_size=c.chunk_size)
+
+
+def build_gla(config: GLAConfig) -> LanguageModel:
+    blocks = [
+        ResidualBlock(
+            config.d_model,
+            GatedLinearAttention(config),
+            SwiGLU(config.d_model, config.ffn_hidden),
+            config.norm_eps,
+        )
+        for _ in range(config.n_layers)
+    ]
+    return LanguageModel(config, blocks)
+
+
+# -- sizing ---------------------------------------------------------------------------------------------
+
+
+def size_by_search(
+    target: int,
+    overrides: Mapping[str, Any],
+    derive: Callable[[int, int, dict[str, Any]], Any],
+    *,
+    trim_field: str | None = None,
+    trim_values: Callable[[Any], Iterable[int]] | None = None,
+    aspect_ratio: float = ASPECT_RATIO,
+) -> Any:
+    """``sizing.search_shape`` over (n_layers, d_model) with ``derive(n_layers, d_model, fixed)`` (fixed
+    ``n_layers`` / ``d_model`` overrides restrict the search; the other overrides are held). If a
+    ``trim_field`` is given (the MLP width) and not fixed, the search runs at 20% and, when the pick is
+    more than 5% off (small models, coarse width grid), moves that field to the closest of
+    ``trim_values(config)``, as the Transformer does."""
+    fixed = dict(overrides)
+    depths = [fixed.pop("n_layers")] if "n_layers" in fixed else list(DEFAULT_DEPTHS)
+    widths = [fixed.pop("d_model")] if "d_model" in fixed else width_grid()
+    errors: list[str] = []
+
+    def is_valid(width: int) -> bool:
+        try:
+            derive(depths[0], width, fixed)
+        except (ValueError, TypeError, ZeroDivisionError) as error:
+            errors.append(str(error))
+            return False
+        return True
+
+    valid_widths = [w for w in widths if is_valid(w)]
+    if not valid_widths:
+        raise ValueError(f"no shape satisfies overrides {dict(overrides)}: {errors[-1] if errors else ''}")
+    can_trim = (
+        trim_field is not None and trim_field not in fixed and (len(depths) > 1 or len(valid_widths) > 1)
+    )
+    choice = search_shape(
+        target,
+        lambda n_layers, d_model: derive(n_layers, d_model, fixed).non_embedding_params(),
+        depths=depths,
+        widths=valid_widths,
+        aspect_ratio=aspect_ratio,
+        rel_tol=TRIM_REL_TOL if can_trim else SIZING_REL_TOL,
+    )
+    config = derive(choice.n_layers, choice.d_model, fixed)
+    if can_trim and trim_values is not None and abs(choice.rel_error(target)) > SIZING_REL_TOL:
+        value = closest_value(
+            target,
+            lambda f: dataclasses.replace(config, **{trim_field: f}).non_embedding_params(),
+            trim_values(config),
+        )
+        config = dataclasses.replace(config, **{trim_field: value})
+    return config
+
+
+def swiglu_trim_range(config: Any) -> range:
+    """SwiGLU widths in [2d, 4d] on the Transformer's rounding multiple."""
+    d_model, step = config.d_model, swiglu_multiple(config.d_model)
+    return range(step * max(1, round(2 * d_model / step)), 4 * d_model + 1, step)
+
+
+def default_gla_heads(d_model: int) -> int:
+    """4 heads (paper, fla), fewer below d_model 64 so a key head keeps at least 8 channels."""
+    key_dim = d_model // 2
+    for n_heads in (4, 3, 2):
+        if key_dim % n_heads == 0 and d_model % n_heads == 0 and key_dim // n_heads >= 8:
+            return n_heads
+    return 1
+
+
+def size_gla(target: int, *, vocab_size: int, overrides: Mapping[str, Any]) -> GLAConfig:
+    def derive(n_layers: int, d_model: int, fixed: dict[str, Any]) -> GLAConfig:
+        values = {
+            "n_heads": default_gla_heads(d_model),
+            "key_dim": d_model // 2,
+            "value_dim": d_model,
+            "ffn_hidden": swiglu_hidden(d_model),
+            **fixed,
+        }
+        return GLAConfig(vocab_size=vocab_size, n_layers=n_layers, d_model=d_model, **values)
+
+    return size_by_search(target, overrides, derive, trim_field="ffn_hidden", trim_values=swiglu_trim_range)
+
+
+ARCHITECTURE = Architecture(
+    name="gla",
+    config_class=GLAConfig,
+    build=build_gla,
+    size_config=size_gla,
+    description="Gated Linear Attention: per-key-channel data-dependent decay (low-rank logsigmoid gate), "
+    "gated per-head RMSNorm output, SwiGLU",
+    paper="Yang et al. 2024, Gated Linear Attention Transformers with Hardware-Efficient Training (arXiv:2312.06635)",
+)

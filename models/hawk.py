@@ -1,0 +1,335 @@
+"""Hawk (De et al. 2024, "Griffin: Mixing Gated Linear Recurrences with Local Attention"): residual blocks
+of a gated linear recurrence (the RG-LRU) and a gated MLP, nothing else.
+
+The RG-LRU, per channel of width ``R`` (fp32, decays in log space)::
+
+    r_t = sigmoid(W_a x_t + b_a)                      recurrence gate
+    i_t = sigmoid(W_x x_t + b_x)                      input gate
+    log a_t = c * r_t * log sigmoid(Lambda)           a_t = a^(c r_t), a = sigmoid(Lambda), c = 8
+    h_t = a_t * h_{t-1} + sqrt(1 - a_t^2) * (i_t * x_t)
+
+``W_a`` and ``W_x`` are block-diagonal (``n_heads`` blocks), as in recurrentgemma. ``Lambda`` starts so
+that ``a^c`` is uniform in [0.9, 0.999]. The recurrence runs through ``kernels.linear_scan``.
+
+The recurrent block (the temporal mixer): two branches of width ``R = lru_width`` (~4/3 d_model)::
+
+    y = gelu(W_y x)                                   gate branch
+    u = RG-LRU(conv1d_4(W_x x))                       short causal depthwise conv (width 4), then RG-LRU
+    out = W_out (u * y)
+
+and the MLP is GeGLU with ``ffn_hidden = 3 d_model`` (``W_down(gelu(W_gate x) * W_up x)``).
+Griffin (``models/griffin.py``) reuses all of this and interleaves local attention.
+
+Shape suffixes: B batch, T time, D d_model, R lru_width, F MLP hidden, K conv width.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kernels.linear_scan import linear_scan, linear_scan_step
+from models.blocks import swiglu_multiple
+from models.lm import LanguageModel, ModelConfig, ResidualBlock
+from models.registry import Architecture
+from models.sizing import (
+    DEFAULT_DEPTHS,
+    SIZING_REL_TOL,
+    TRIM_REL_TOL,
+    closest_value,
+    default_head_dim,
+    search_shape,
+    width_grid,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HawkConfig(ModelConfig):
+    n_heads: int  # blocks of the block-diagonal RG-LRU gates (Griffin: also the attention heads)
+    lru_width: int  # R: width of the recurrence (paper: ~4/3 d_model)
+    ffn_hidden: int  # GeGLU hidden width (paper: 3 d_model)
+    conv_width: int = 4  # temporal width of the causal depthwise conv before the RG-LRU
+    lru_c: float = 8.0  # c in a_t = a^(c r_t)
+    min_decay: float = 0.9  # a^c starts uniform in [min_decay, max_decay]
+    max_decay: float = 0.999
+    scan_chunk_size: int = 64  # kernels.linear_scan chunk (speed only)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        name = type(self).__name__
+        for field_name in ("n_heads", "lru_width", "ffn_hidden", "conv_width", "scan_chunk_size"):
+            value = getattr(self, field_name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}.{field_name} must be a positive int, got {value!r}")
+        if self.lru_width % self.n_heads:
+            raise ValueError(f"{name}.n_heads={self.n_heads} must divide lru_width={self.lru_width}")
+        if not 0.0 < self.min_decay < self.max_decay < 1.0:
+            raise ValueError(
+                f"{name} needs 0 < min_decay < max_decay < 1, got {self.min_decay}, {self.max_decay}"
+            )
+
+    def recurrent_block_params(self) -> int:
+        """W_x, W_y (D x R), W_out (R x D), conv (K R + R bias), 2 block-diagonal gates (R^2/H + R), Lambda."""
+        D, R, H, K = self.d_model, self.lru_width, self.n_heads, self.conv_width
+        return 3 * D * R + (K * R + R) + 2 * (R * R // H + R) + R
+
+    def mlp_params(self) -> int:
+        return 3 * self.d_model * self.ffn_hidden
+
+    def non_embedding_params(self) -> int:
+        """Exact: per layer a recurrent block, a GeGLU MLP and two RMSNorms; plus the final norm."""
+        per_layer = self.recurrent_block_params() + self.mlp_params() + 2 * self.d_model
+        return self.n_layers * per_layer + self.d_model
+
+
+# -- the RG-LRU -------------------------------------------------------------------------------------------
+
+
+class BlockDiagonalLinear(nn.Module):
+    """``y = x W + b`` with ``W`` block-diagonal: ``n_blocks`` independent ``[W/n, W/n]`` matrices."""
+
+    def __init__(self, width: int, n_blocks: int, init_std: float) -> None:
+        super().__init__()
+        self.n_blocks, self.init_std = n_blocks, init_std
+        self.weight = nn.Parameter(torch.empty(n_blocks, width // n_blocks, width // n_blocks))
+        self.bias = nn.Parameter(torch.empty(n_blocks, width // n_blocks))
+        self.init_extra_parameters()
+
+    @torch.no_grad()
+    def init_extra_parameters(self) -> None:
+        nn.init.normal_(self.weight, 0.0, self.init_std)
+        nn.init.zeros_(self.bias)
+
+    def forward(self, x_xW: torch.Tensor) -> torch.Tensor:
+        x_xHI = x_xW.unflatten(-1, (self.n_blocks, -1))
+        y_xHJ = torch.einsum("...hi,hij->...hj", x_xHI, self.weight.to(x_xW.dtype)) + self.bias.to(x_xW.dtype)
+        return y_xHJ.flatten(-2)
+
+
+class RGLRU(nn.Module):
+    """Real-Gated Linear Recurrent Unit over ``lru_width`` channels; state ``h_BR`` in fp32."""
+
+    def __init__(self, config: HawkConfig) -> None:
+        super().__init__()
+        self.config = config
+        R = config.lru_width
+        self.input_gate = BlockDiagonalLinear(R, config.n_heads, config.init_std)
+        self.a_gate = BlockDiagonalLinear(R, config.n_heads, config.init_std)
+        self.a_logit = nn.Parameter(torch.empty(R))  # Lambda: a = sigmoid(Lambda)
+        self.init_extra_parameters()
+
+    @torch.no_grad()
+    def init_extra_parameters(self) -> None:
+        """a^c ~ U[min_decay, max_decay] (the paper's rule), so a = u^(1/c) and Lambda = logit(a)."""
+        u = torch.empty_like(self.a_logit).uniform_(self.config.min_decay, self.config.max_decay)
+        self.a_logit.copy_(torch.logit(u.double() ** (1.0 / self.config.lru_c)).to(self.a_logit.dtype))
+
+    def coefficients(self, x_xR: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``log a_t`` and the normalised input ``sqrt(1 - a_t^2) * i_t * x_t``, both fp32."""
+        gate_x = torch.sigmoid(self.input_gate(x_xR).float())
+        gate_a = torch.sigmoid(self.a_gate(x_xR).float())
+        log_a = self.config.lru_c * gate_a * F.logsigmoid(self.a_logit.float())
+        # sqrt(1 - a^2) = sqrt(-expm1(2 log a)); the floor bounds the sqrt's gradient (1/(2 sqrt x) <= 500)
+        # where a -> 1, the role of recurrentgemma's SqrtBoundDerivative
+        multiplier = torch.sqrt(torch.clamp(-torch.expm1(2.0 * log_a), min=1e-6))
+        return log_a, x_xR.float() * gate_x * multiplier
+
+    def forward(self, x_BTR: torch.Tensor) -> torch.Tensor:
+        log_a_BTR, b_BTR = self.coefficients(x_BTR)
+        h_BTR, _ = linear_scan(log_a_BTR, b_BTR, chunk_size=self.config.scan_chunk_size)
+        return h_BTR
+
+    def step(self, x_BR: torch.Tensor, h_BR: torch.Tensor) -> torch.Tensor:
+        log_a_BR, b_BR = self.coefficients(x_BR)
+        return linear_scan_step(log_a_BR, b_BR, h_BR)
+
+
+class CausalConv1d(nn.Module):
+    """Depthwise causal convolution over time: ``y_t = bias + sum_k w_k * x_{t-K+1+k}``."""
+
+    def __init__(self, width: int, kernel: int) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.weight = nn.Parameter(torch.empty(width, 1, kernel))
+        self.bias = nn.Parameter(torch.empty(width))
+        self.init_extra_parameters()
+
+    @torch.no_grad()
+    def init_extra_parameters(self) -> None:
+        nn.init.normal_(self.weight, 0.0, math.sqrt(0.01 / self.kernel))  # recurrentgemma's Conv1D init
+        nn.init.zeros_(self.bias)
+
+    def forward(self, x_BTR: torch.Tensor) -> torch.Tensor:
+        T = x_BTR.shape[1]
+        y_BRT = F.conv1d(
+            x_BTR.transpose(1, 2), self.weight.to(x_BTR.dtype), self.bias.to(x_BTR.dtype),
+            padding=self.kernel - 1, groups=x_BTR.shape[-1],
+        )  # fmt: skip
+        return y_BRT[..., :T].transpose(1, 2)
+
+    def step(self, x_BR: torch.Tensor, history_BKR: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One token; ``history_BKR`` holds the previous ``K - 1`` inputs, oldest first."""
+        window_BKR = torch.cat([history_BKR, x_BR[:, None].to(history_BKR.dtype)], dim=1)
+        y_BR = torch.einsum("bkr,rk->br", window_BKR, self.weight[:, 0].to(window_BKR.dtype)) + self.bias
+        return y_BR.to(x_BR.dtype), window_BKR[:, 1:]
+
+
+class RecurrentBlock(nn.Module):
+    """Hawk/Griffin temporal mixer: ``W_out(RG-LRU(conv(W_x x)) * gelu(W_y x))``."""
+
+    def __init__(self, config: HawkConfig) -> None:
+        super().__init__()
+        self.config = config
+        D, R = config.d_model, config.lru_width
+        self.linear_y = nn.Linear(D, R, bias=False)
+        self.linear_x = nn.Linear(D, R, bias=False)
+        self.conv = CausalConv1d(R, config.conv_width)
+        self.rg_lru = RGLRU(config)
+        self.linear_out = nn.Linear(R, D, bias=False)
+        self.linear_out.is_residual_output = True
+
+    def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
+        y_BTR = F.gelu(self.linear_y(x_BTD), approximate="tanh")
+        h_BTR = self.rg_lru(self.conv(self.linear_x(x_BTD)))
+        return self.linear_out(h_BTR.to(y_BTR.dtype) * y_BTR)
+
+    def init_state(self, batch: int, *, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        R, K = self.config.lru_width, self.config.conv_width
+        return {
+            "conv_BKR": torch.zeros(batch, K - 1, R, device=device, dtype=torch.float32),
+            "h_BR": torch.zeros(batch, R, device=device, dtype=torch.float32),
+        }
+
+    def step(self, x_BD: torch.Tensor, state: dict[str, torch.Tensor], pos: int):
+        y_BR = F.gelu(self.linear_y(x_BD), approximate="tanh")
+        u_BR, state["conv_BKR"] = self.conv.step(self.linear_x(x_BD), state["conv_BKR"])
+        state["h_BR"] = self.rg_lru.step(u_BR, state["h_BR"])
+        return self.linear_out(state["h_BR"].to(y_BR.dtype) * y_BR), state
+
+    def state_size(self, seq_len: int) -> int:
+        """The RG-LRU state (R) and the conv's last K - 1 inputs; independent of seq_len."""
+        return self.config.conv_width * self.config.lru_width
+
+    def extra_flops_per_token(self, seq_len: int) -> int:
+        """The conv (2 K R: a multiply-add per tap and channel) and the recurrence update (2 R)."""
+        return 2 * self.config.conv_width * self.config.lru_width + 2 * self.config.lru_width
+
+
+class GeGLU(nn.Module):
+    """Gated GeLU MLP (Shazeer 2020; Griffin's MLP block): ``down(gelu(gate(x)) * up(x))``."""
+
+    def __init__(self, d_model: int, hidden: int) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(d_model, hidden, bias=False)
+        self.up_proj = nn.Linear(d_model, hidden, bias=False)
+        self.down_proj = nn.Linear(hidden, d_model, bias=False)
+        self.down_proj.is_residual_output = True
+
+    def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.gelu(self.gate_proj(x_BTD), approximate="tanh") * self.up_proj(x_BTD))
+
+
+class GriffinResidualBlock(ResidualBlock):
+    """``ResidualBlock`` that also counts the block-diagonal gate matrices as matmul weights."""
+
+    def matmul_params(self) -> int:
+        gates = sum(m.weight.numel() for m in self.modules() if isinstance(m, BlockDiagonalLinear))
+        return super().matmul_params() + gates
+
+
+def build_hawk(config: HawkConfig) -> LanguageModel:
+    blocks = [
+        GriffinResidualBlock(
+            config.d_model, RecurrentBlock(config), GeGLU(config.d_model, config.ffn_hidden), config.norm_eps
+        )
+        for _ in range(config.n_layers)
+    ]
+    return LanguageModel(config, blocks)
+
+
+# -- sizing ------------------------------------------------------------------------------------------------
+
+
+def recurrent_shape(d_model: int, fixed: Mapping[str, Any]) -> dict[str, int]:
+    """The paper's rules from the width: head_dim as the Transformer's (``default_head_dim``),
+    ``lru_width`` ~ 4/3 d_model rounded to a multiple of ``n_heads``, ``ffn_hidden = 3 d_model``."""
+    if "n_heads" in fixed:
+        n_heads = fixed["n_heads"]
+    else:
+        n_heads = d_model // default_head_dim(d_model)
+    lru_width = fixed.get("lru_width", n_heads * max(1, round(4 * d_model / 3 / n_heads)))
+    return {"n_heads": n_heads, "lru_width": lru_width, "ffn_hidden": fixed.get("ffn_hidden", 3 * d_model)}
+
+
+def search_config(
+    target: int,
+    overrides: Mapping[str, Any],
+    derive: Callable[[int, int, dict[str, Any]], Any],
+    *,
+    trim_field: str = "ffn_hidden",
+    min_layers: int = 2,
+) -> Any:
+    """``sizing.search_shape`` over (n_layers, d_model) with ``derive(n_layers, d_model, fixed)``, then,
+    like the Transformer, a trim of the MLP width within [2d, 4d] when the pick is > 5% off (small
+    models, coarse width grid). Fixed ``n_layers`` / ``d_model`` overrides restrict the search."""
+    fixed = dict(overrides)
+    depths = (
+        [fixed.pop("n_layers")] if "n_layers" in fixed else [d for d in DEFAULT_DEPTHS if d >= min_layers]
+    )
+    widths = [fixed.pop("d_model")] if "d_model" in fixed else width_grid()
+    errors: list[str] = []
+
+    def is_valid(width: int) -> bool:
+        try:
+            derive(depths[0], width, fixed)
+        except (ValueError, TypeError, ZeroDivisionError) as error:
+            errors.append(str(error))
+            return False
+        return True
+
+    valid_widths = [w for w in widths if is_valid(w)]
+    if not valid_widths:
+        raise ValueError(f"no shape satisfies overrides {dict(overrides)}: {errors[-1] if errors else ''}")
+    can_trim = trim_field not in fixed and (len(depths) > 1 or len(valid_widths) > 1)
+    choice = search_shape(
+        target,
+        lambda n_layers, d_model: derive(n_layers, d_model, fixed).non_embedding_params(),
+        depths=depths,
+        widths=valid_widths,
+        rel_tol=TRIM_REL_TOL if can_trim else SIZING_REL_TOL,
+    )
+    config = derive(choice.n_layers, choice.d_model, fixed)
+    if can_trim and abs(choice.rel_error(target)) > SIZING_REL_TOL:
+        d_model, step = config.d_model, swiglu_multiple(config.d_model)
+        hidden = closest_value(
+            target,
+            lambda f: dataclasses.replace(config, **{trim_field: f}).non_embedding_params(),
+            range(step * max(1, round(2 * d_model / step)), 4 * d_model + 1, step),
+        )
+        config = dataclasses.replace(config, **{trim_field: hidden})
+    return config
+
+
+def size_hawk(target: int, *, vocab_size: int, overrides: Mapping[str, Any]) -> HawkConfig:
+    def derive(n_layers: int, d_model: int, fixed: dict[str, Any]) -> HawkConfig:
+        values = {**fixed, **recurrent_shape(d_model, fixed)}
+        return HawkConfig(vocab_size=vocab_size, n_layers=n_layers, d_model=d_model, **values)
+
+    return search_config(target, overrides, derive)
+
+
+ARCHITECTURE = Architecture(
+    name="hawk",
+    config_class=HawkConfig,
+    build=build_hawk,
+    size_config=size_hawk,
+    description="Hawk: RG-LRU recurrent blocks (conv4 + real-gated linear recurrence, GeLU gate branch) + GeGLU MLPs",
+    paper="De et al. 2024, Griffin: Mixing Gated Linear Recurrences with Local Attention (arXiv:2402.19427)",
+)
