@@ -231,7 +231,7 @@ def _execute(
 
     summary |= {
         "store": redact(url),
-        "mlflow": tracking,
+        "mlflow": redact(tracking) if tracking and "@" in tracking else tracking,
         "workdir": str(work),
         "status": context.store.status_counts(spec.name),
     }
@@ -243,7 +243,7 @@ def _execute(
             f"ran {summary.get('ran', 0)} trial(s) ({summary['to_run']} to run, "
             f"{summary['planned'] - summary['to_run']} already done); status {summary['status']}"
         )
-        console.print(f"results: store {summary['store']}" + (f", MLflow {tracking}" if tracking else ""))
+        console.print(f"results: store {summary['store']}" + (f", MLflow {summary['mlflow']}" if tracking else ""))
         console.print(
             f"next: ceiling runs {spec.name} --csv  |  ceiling laws {spec.name}  |  ceiling dashboard"
         )

@@ -116,11 +116,6 @@ def test_password_never_reaches_the_store_rows_or_the_ray_logs(leaky_run, ray_ru
             assert SECRET.encode() not in path.read_bytes(), path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="orchestrator/cli/sweeps.py _execute prints the MLflow tracking URI as given (the JSON summary's "
-    "'mlflow' and the 'results:' line): redact it like SweepTracking.display_uri",
-)
 def test_password_in_the_tracking_uri_never_reaches_output(leaky_run):
     spec_file = leaky_run["work"].parent / "secrets.yaml"
     tracking = f"postgresql://mlflow:{SECRET}@127.0.0.1:1/mlflow"  # never connected: nothing left to run

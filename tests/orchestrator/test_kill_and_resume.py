@@ -86,9 +86,12 @@ def test_sigkill_then_resume_finishes_every_trial_once(tmp_path: Path):
         if before[trial.id].status == "done":
             assert trial.attempts == 1
         elif trial.id in killed_running:
-            assert trial.attempts == before[trial.id].attempts + 1
-            # It resumed from its newest checkpoint rather than starting over.
-            assert trial.final_metrics["resumed_from_step"] >= 8
+            # Usually the resume reruns it (one more attempt, from its newest checkpoint). A worker of the
+            # killed run may still commit the final record of its own, still current, attempt before
+            # Ray reaps it; then the resume has nothing left to do. Either way: done, exactly once.
+            assert trial.attempts in (before[trial.id].attempts, before[trial.id].attempts + 1)
+            if trial.attempts > before[trial.id].attempts:
+                assert trial.final_metrics["resumed_from_step"] >= 8
         rows = store.evals([trial.id], "val_loss")
         steps = [r.step for r in rows]
         assert steps == sorted({0, *range(8, trial.steps_total + 1, 8), trial.steps_total}), trial.id
