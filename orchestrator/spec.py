@@ -322,10 +322,17 @@ def _with_missing(errors: list[dict[str, Any]], missing: list[str], data: Any) -
     return ValidationError.from_exception_data("SweepSpec", details)
 
 
-def _format_loc(loc: tuple[Any, ...]) -> str:
+def _format_loc(loc: tuple[Any, ...], *, user_key_last: bool = False) -> str:
+    """``('architectures', 2, 'name')`` -> ``architectures[2].name``, minus pydantic's internal tags.
+
+    ``user_key_last``: the last part is a key the user wrote (an unknown field), kept verbatim even
+    if it happens to look like one of pydantic's tags (``dict[``).
+    """
     out = ""
-    for part in loc:
-        if isinstance(part, int):
+    for index, part in enumerate(loc):
+        if user_key_last and index == len(loc) - 1:
+            out += ("." if out else "") + str(part)
+        elif isinstance(part, int):
             out += f"[{part}]"
         elif out == "task" and part in TASK_NAMES:
             continue  # the tag pydantic adds inside the task union (task.mqar.train -> task.train)
@@ -370,7 +377,8 @@ def parse_spec(data: Any, source: str = "sweep file") -> SweepSpec:
         for error in exc.errors():
             loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
             # Whole-spec checks carry no location: their message already names the fields.
-            problems.append(f"{_format_loc(loc)}: {_hint(error)}" if loc else _hint(error))
+            where = _format_loc(loc, user_key_last=error["type"] == "extra_forbidden")
+            problems.append(f"{where}: {_hint(error)}" if loc else _hint(error))
         raise SpecError(problems, source) from None
 
 

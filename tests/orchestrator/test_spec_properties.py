@@ -288,3 +288,14 @@ def test_a_yaml_alias_bomb_gives_a_bounded_error(tmp_path: Path):
     with pytest.raises(SpecError) as info:
         load_spec(spec_file)
     assert len(str(info.value)) < 20_000
+
+
+def test_an_unknown_key_that_looks_like_a_pydantic_tag_is_still_named():
+    # Found by hypothesis: 'dict[' was dropped from the path as if it were pydantic's own union tag.
+    from orchestrator.spec import SpecError, parse_spec
+
+    with pytest.raises(SpecError) as info:
+        parse_spec({"name": "x", "architectures": ["transformer"], "sizes": [1000], "budgets": {"tokens": [1e6]},
+                    "dict[": 1})
+    assert info.value.problems == ["dict[: unknown field; remove it or check its spelling "
+                                   "(see `ceiling run --help` and examples/)"]
