@@ -72,6 +72,13 @@ def swiglu_multiple(d_model: int) -> int:
     return 4 if d_model < 64 else 8 if d_model < 512 else 64
 
 
+def swiglu_width_range(d_model: int, *, upper: int) -> range:
+    """SwiGLU widths from ~2*d_model to upper*d_model on ``swiglu_multiple``: the values sizing may trim
+    an MLP to when the width grid is too coarse to land near a small target."""
+    step = swiglu_multiple(d_model)
+    return range(step * max(1, round(2 * d_model / step)), upper * d_model + 1, step)
+
+
 def swiglu_hidden(d_model: int, multiple_of: int | None = None) -> int:
     """Hidden width of a SwiGLU MLP: 8/3 * d_model rounded to a multiple.
 

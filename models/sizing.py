@@ -24,10 +24,12 @@ The rule (``search_shape``):
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 SIZING_REL_TOL = 0.05  # target accuracy of sizing; the ladder test allows 10%
 TRIM_REL_TOL = 0.20  # search tolerance when a secondary knob (MLP width) trims the rest
@@ -158,3 +160,45 @@ def closest_value(target: int, count: Callable[[int], int], values: Iterable[int
     """The value whose ``count(value)`` is closest to ``target`` (relative, in log space): the fine
     trim an architecture applies to one secondary knob (e.g. MLP width) when the grid is too coarse."""
     return min(values, key=lambda value: abs(math.log(max(count(value), 1) / target)))
+
+
+def search_then_trim(
+    target: int,
+    derive: Callable[[int, int], Any],
+    *,
+    depths: Sequence[int],
+    widths: Sequence[int],
+    trim_field: str | None,
+    trim_values: Callable[[Any], Iterable[int]] | None,
+    fixed: Mapping[str, Any],
+    aspect_ratio: float = ASPECT_RATIO,
+) -> Any:
+    """The shared tail of every architecture's sizing: ``search_shape`` over (n_layers, d_model) with
+    ``derive(n_layers, d_model)`` (a config with ``non_embedding_params()``), then the fine trim.
+
+    When ``trim_field`` (the MLP width) is free and the grid offers a choice, the search runs at
+    ``TRIM_REL_TOL`` so it can favour the aspect ratio, and a pick more than ``SIZING_REL_TOL`` off
+    (small models, coarse width grid) moves that field to the closest of ``trim_values(config)``."""
+    can_trim = (
+        trim_field is not None
+        and trim_values is not None
+        and trim_field not in fixed
+        and (len(depths) > 1 or len(widths) > 1)
+    )
+    choice = search_shape(
+        target,
+        lambda n_layers, d_model: derive(n_layers, d_model).non_embedding_params(),
+        depths=depths,
+        widths=widths,
+        aspect_ratio=aspect_ratio,
+        rel_tol=TRIM_REL_TOL if can_trim else SIZING_REL_TOL,
+    )
+    config = derive(choice.n_layers, choice.d_model)
+    if can_trim and abs(choice.rel_error(target)) > SIZING_REL_TOL:
+        value = closest_value(
+            target,
+            lambda f: dataclasses.replace(config, **{trim_field: f}).non_embedding_params(),
+            trim_values(config),
+        )
+        config = dataclasses.replace(config, **{trim_field: value})
+    return config
