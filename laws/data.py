@@ -197,9 +197,18 @@ def read_runs_csv(path: str | Path) -> Runs:
     path = Path(path)
     if not path.is_file():
         raise LawInputError(f"runs CSV not found: {path}")
-    with path.open(newline="") as fh:
+    # Bad bytes and oversized cells are input problems, named here rather than left as tracebacks.
+    with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
-        rows = list(reader)
+        try:
+            rows = list(reader)
+        except UnicodeDecodeError as exc:
+            raise LawInputError(
+                f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                "save the CSV as UTF-8"
+            ) from None
+        except csv.Error as exc:
+            raise LawInputError(f"{path}: unreadable CSV near line {reader.line_num}: {exc}") from None
         header: Iterable[str] = reader.fieldnames or []
     if not rows:
         raise LawInputError(f"{path}: no data rows")

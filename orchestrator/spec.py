@@ -139,6 +139,11 @@ class TrainingSpec(_Strict):
     warmup_frac: float = Field(default=0.05, ge=0, lt=1)
     schedule: Literal["wsd", "cosine", "constant"] = "wsd"
     cooldown_frac: float = Field(default=0.2, ge=0, le=1)
+    branches: bool = Field(
+        default=False,
+        description="wsd only: one constant-LR trunk per size and seed; each token budget is a cooldown branch "
+        "from the trunk's checkpoint (Hagele et al. 2024), instead of an independent run",
+    )
     weight_decay: float = Field(default=0.1, ge=0)
     beta1: float = Field(default=0.9, ge=0, lt=1)
     beta2: float = Field(default=0.95, ge=0, lt=1)
@@ -162,6 +167,49 @@ class TrainingSpec(_Strict):
         if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 < value < 10:
             raise ValueError(f"learning rate must be in (0, 10), got {value}")
         return value
+
+
+class TuningSpec(_Strict):
+    """A short learning-rate search per architecture and size before the full-budget trials.
+
+    Each (architecture, tuned size) trains once per candidate (``lrs`` x ``beta2s``) for ``tokens``
+    tokens; the lowest final validation loss wins (a diverged or failed candidate counts as worst).
+    ``sizes: all`` tunes every size; ``smallest:K`` tunes the K smallest and, with ``rule: fit``,
+    extrapolates a per-architecture power law lr(params) fitted on them to the larger sizes.
+    """
+
+    lrs: list[float] = Field(min_length=1)
+    beta2s: list[float] | None = Field(default=None, min_length=1)
+    tokens: TokenCount
+    sizes: str = Field(default="all", description="all | smallest:K")
+    rule: Literal["none", "fit"] = "none"
+
+    @field_validator("lrs")
+    @classmethod
+    def _lrs(cls, values: list[float]) -> list[float]:
+        bad = [v for v in values if not 0 < v < 10]
+        if bad:
+            raise ValueError(f"learning rates must be in (0, 10), got {bad}")
+        return values
+
+    @field_validator("beta2s")
+    @classmethod
+    def _beta2s(cls, values: list[float] | None) -> list[float] | None:
+        if values is not None and any(not 0 <= v < 1 for v in values):
+            raise ValueError(f"beta2 values must be in [0, 1), got {values}")
+        return values
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes(cls, value: str) -> str:
+        if value == "all" or re.fullmatch(r"smallest:[1-9][0-9]*", value):
+            return value
+        raise ValueError(f"give 'all' or 'smallest:K' (e.g. smallest:2), got {value!r}")
+
+    @property
+    def smallest(self) -> int | None:
+        """K of ``smallest:K``; None for ``all``."""
+        return None if self.sizes == "all" else int(self.sizes.split(":")[1])
 
 
 class ResourcesSpec(_Strict):
@@ -223,6 +271,9 @@ class SweepSpec(_Strict):
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     deepspeed: DeepSpeedSpec = Field(default_factory=DeepSpeedSpec)
+    tuning: TuningSpec | None = Field(
+        default=None, description="a short learning-rate search per architecture and size; see TuningSpec"
+    )
     storage: str | None = Field(
         default=None,
         description="where checkpoints go: a folder, or a URI pyarrow.fs understands (s3://, gs://, hdfs://, "
@@ -290,6 +341,30 @@ class SweepSpec(_Strict):
             raise ValueError(f"seeds: duplicates in {self.seeds}")
         if any(s < 0 for s in self.seeds):
             raise ValueError(f"seeds must be >= 0, got {self.seeds}")
+        if self.task is not None and self.tuning is not None:
+            raise ValueError("tuning: only for language-model studies; a recall study (task:) already sweeps lrs")
+        if self.task is not None and self.training.branches:
+            raise ValueError("training.branches: only for language-model studies; remove it from a recall study")
+        if self.training.branches and self.training.schedule != "wsd":
+            raise ValueError(
+                f"training.branches needs training.schedule: wsd (cooldowns branch from a constant-LR trunk); "
+                f"got schedule {self.training.schedule!r}"
+            )
+        if self.training.branches and not 0 < self.training.cooldown_frac < 1:
+            raise ValueError("training.branches needs 0 < training.cooldown_frac < 1 (the cooldown of each budget)")
+        if self.tuning is not None:
+            k = self.tuning.smallest
+            if k is not None and self.tuning.rule != "fit" and k < len(self.sizes or []):
+                raise ValueError(
+                    f"tuning.sizes: {self.tuning.sizes} leaves larger sizes without a learning rate; "
+                    "add tuning.rule: fit (extrapolate a fitted lr(params) rule) or use sizes: all"
+                )
+            if self.tuning.rule == "fit" and k is not None and k < 2:
+                raise ValueError("tuning.rule: fit needs at least two tuned sizes (tuning.sizes: smallest:2 or more)")
+            if self.tuning.rule == "fit" and len(set(self.sizes or [])) < 2:
+                raise ValueError("tuning.rule: fit needs at least two different sizes")
+            if self.budgets is not None and self.budgets.isoflop is not None:
+                raise ValueError("tuning: not available with budgets.isoflop yet; use budgets.tokens")
         if self.task is not None:
             from orchestrator.recall.spec import check_recall_sweep
 
@@ -354,11 +429,19 @@ def _hint(error: dict[str, Any]) -> str:
         return "required field is missing; add it"
     if kind in ("too_short",):
         return "must not be empty; list at least one value"
-    if kind.endswith("_type") or kind.endswith("_parsing"):
-        return f"{msg} (got {error.get('input')!r})"
-    if kind == "literal_error":
-        return f"{msg} (got {error.get('input')!r})"
+    if kind.endswith("_type") or kind.endswith("_parsing") or kind == "literal_error":
+        return f"{msg} (got {_short_repr(error.get('input'))})"
     return msg
+
+
+def _short_repr(value: Any) -> str:
+    """A bounded repr: YAML aliases can make a 1 kB input print as gigabytes, so cut it early."""
+    import reprlib
+
+    shortener = reprlib.Repr()
+    shortener.maxlevel, shortener.maxlist, shortener.maxdict, shortener.maxstring = 3, 6, 6, 80
+    shortener.maxlong, shortener.maxother = 40, 80
+    return shortener.repr(value)
 
 
 def parse_spec(data: Any, source: str = "sweep file") -> SweepSpec:
@@ -389,8 +472,16 @@ def load_spec(path: str | Path) -> SweepSpec:
         raise SpecError(
             [f"file not found: {path}; pass the path of a sweep YAML such as examples/smoke.yaml"], str(path)
         )
+    raw = path.read_bytes()
     try:
-        data = yaml.safe_load(path.read_text())
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SpecError(
+            [f"not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save the file as UTF-8"], str(path)
+        ) from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
@@ -398,7 +489,31 @@ def load_spec(path: str | Path) -> SweepSpec:
         raise SpecError(
             [f"YAML syntax error at {where}: {problem}; fix the indentation or quoting there"], str(path)
         ) from None
+    if _exceeds(data, _MAX_VALUES):
+        raise SpecError(
+            [f"the file expands to more than {_MAX_VALUES} values (YAML aliases?); a sweep file needs far fewer"],
+            str(path),
+        )
     return parse_spec(data, str(path))
+
+
+_MAX_VALUES = 100_000  # a real sweep has hundreds; aliases nested 6 deep can reach millions from 400 bytes
+
+
+def _exceeds(data: Any, limit: int) -> bool:
+    """Whether the alias-expanded tree holds more than ``limit`` values; stops counting at the limit."""
+    stack, seen = [data], 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def spec_to_dict(spec: SweepSpec) -> dict[str, Any]:

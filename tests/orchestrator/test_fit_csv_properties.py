@@ -128,24 +128,31 @@ def test_ceiling_fit_exits_0_1_or_2_with_a_clear_message(
         assert result.exit_code == 1 and "FitDidNotConverge" in result.output, result.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="laws/data.py read_runs_csv: a non-UTF-8 file raises UnicodeDecodeError, not LawInputError",
-)
 def test_a_csv_that_is_not_utf8_is_a_law_input_error(tmp_path: Path):
     path = tmp_path / "runs.csv"
     path.write_bytes("params,tokens,loss,group\n1e6,2e7,3.1,caf\xe9\n".encode("latin-1"))
-    with pytest.raises(LawInputError):
+    with pytest.raises(LawInputError, match="not UTF-8"):
         laws.read_runs_csv(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=csv.Error,
-    reason="laws/data.py read_runs_csv: a cell over 128 KiB raises csv.Error, not LawInputError",
-)
 def test_a_huge_cell_is_a_law_input_error(tmp_path: Path):
     path = _write(tmp_path, "params,tokens,loss\n" + "1" * 200_000 + ",2,3\n")
-    with pytest.raises(LawInputError):
+    with pytest.raises(LawInputError, match="line"):
         laws.read_runs_csv(path)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "params,tokens,loss,group\n1e6,2e7,3.1,caf\xe9\n".encode("latin-1"),
+        b"params,tokens,loss\n" + b"1" * 200_000 + b",2,3\n",
+    ],
+    ids=["latin1", "huge-cell"],
+)
+def test_bad_csv_bytes_exit_2_from_ceiling_fit(tmp_path: Path, content: bytes):
+    path = tmp_path / "runs.csv"
+    path.write_bytes(content)
+    result = CliRunner().invoke(app, ["fit", str(path), "--n-boot", "0"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error:") and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
