@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels.delta import chunk_gated_delta_rule, gated_delta_rule_step
+from kernels import dispatch
+from kernels.delta import gated_delta_rule_step
 from models.blocks import SwiGLU, swiglu_hidden, swiglu_multiple
 from models.lm import LanguageModel, ModelConfig, ResidualBlock
 from models.registry import Architecture
@@ -144,7 +145,7 @@ class GatedDeltaNet(nn.Module):
         qkv_BXT = F.pad(qkv_BTX.transpose(1, 2), (c.conv_size - 1, 0))
         qkv_BTX = F.conv1d(qkv_BXT, self.conv_weight.to(qkv_BXT.dtype), groups=c.conv_channels)[..., :T]
         q, k, v, g, beta = self._heads(qkv_BTX.transpose(1, 2), a_BTH, b_BTH)
-        o_BTHV, _ = chunk_gated_delta_rule(q, k, v, g, beta, chunk_size=c.chunk_size)
+        o_BTHV, _ = dispatch.get("chunk_gated_delta_rule", q.device)(q, k, v, g, beta, chunk_size=c.chunk_size)
         return self._output(o_BTHV.to(x_BTD.dtype), gate_BTX)
 
     def _split(self, proj_xP: torch.Tensor):

@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels.gla import chunk_gla, chunk_gla_flops_per_token, gla_step
+from kernels import dispatch
+from kernels.gla import chunk_gla_flops_per_token, gla_step
 from models.blocks import SwiGLU, swiglu_hidden, swiglu_multiple
 from models.lm import LanguageModel, ModelConfig, ResidualBlock
 from models.registry import Architecture
@@ -127,7 +128,7 @@ class GatedLinearAttention(nn.Module):
 
     def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
         q, k, v, g = self._heads(x_BTD)
-        o_BTHV, _ = chunk_gla(q, k, v, g, chunk_size=self.config.chunk_size)
+        o_BTHV, _ = dispatch.get("chunk_gla", q.device)(q, k, v, g, chunk_size=self.config.chunk_size)
         return self._output(o_BTHV, x_BTD)
 
     def init_state(self, batch: int, *, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:

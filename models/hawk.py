@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels.linear_scan import linear_scan, linear_scan_step
+from kernels import dispatch
+from kernels.linear_scan import linear_scan_step
 from models.blocks import swiglu_multiple
 from models.lm import LanguageModel, ModelConfig, ResidualBlock
 from models.registry import Architecture
@@ -143,7 +144,7 @@ class RGLRU(nn.Module):
 
     def forward(self, x_BTR: torch.Tensor) -> torch.Tensor:
         log_a_BTR, b_BTR = self.coefficients(x_BTR)
-        h_BTR, _ = linear_scan(log_a_BTR, b_BTR, chunk_size=self.config.scan_chunk_size)
+        h_BTR, _ = dispatch.get("linear_scan", b_BTR.device)(log_a_BTR, b_BTR, chunk_size=self.config.scan_chunk_size)
         return h_BTR
 
     def step(self, x_BR: torch.Tensor, h_BR: torch.Tensor) -> torch.Tensor:

@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels.selective_scan import selective_scan, selective_scan_step
+from kernels import dispatch
+from kernels.selective_scan import selective_scan_step
 from models.hawk import CausalConv1d
 from models.lm import LanguageModel, ModelConfig, ResidualBlock
 from models.registry import Architecture
@@ -129,7 +130,7 @@ class MambaMixer(nn.Module):
         x_BTE, z_BTE = self.in_proj(x_BTD).chunk(2, dim=-1)
         x_BTE = F.silu(self.conv(x_BTE))
         dt_BTE, B_BTN, C_BTN, A_EN = self._ssm_inputs(x_BTE)
-        y_BTE, _ = selective_scan(
+        y_BTE, _ = dispatch.get("selective_scan", x_BTE.device)(
             x_BTE.float(), dt_BTE, A_EN, B_BTN, C_BTN, self.D.float(), chunk_size=self.config.scan_chunk_size
         )
         return self.out_proj((y_BTE * F.silu(z_BTE.float())).to(x_BTD.dtype))

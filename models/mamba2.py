@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels.gla import chunk_gla, chunk_gla_flops_per_token, gla_step
+from kernels import dispatch
+from kernels.gla import chunk_gla_flops_per_token, gla_step
 from models.gla import check_positive_ints, size_by_search
 from models.lm import LanguageModel, ModelConfig, ResidualBlock
 from models.registry import Architecture
@@ -136,7 +137,7 @@ class Mamba2Mixer(nn.Module):
             groups=c.conv_channels,
         )[..., :T]
         q, k, v, g, x = self._ssd_inputs(xBC_BXT.transpose(1, 2), dt)
-        y_BTHP, _ = chunk_gla(q, k, v, g, chunk_size=c.chunk_size)
+        y_BTHP, _ = dispatch.get("chunk_gla", q.device)(q, k, v, g, chunk_size=c.chunk_size)
         return self._output(y_BTHP, x, z)
 
     def init_state(self, batch: int, *, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:

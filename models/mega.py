@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels.linear_scan import linear_scan, linear_scan_step
+from kernels import dispatch
+from kernels.linear_scan import linear_scan_step
 from kernels.local_attention import chunk_attention
 from models.blocks import RMSNorm
 from models.hawk import search_config
@@ -115,7 +116,7 @@ class DampedEMA(nn.Module):
     def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
         log_q_N, weight_N = self._coefficients()
         b_BTN = (x_BTD.float()[..., None] * weight_N.view(x_BTD.shape[-1], -1)).flatten(-2)
-        s_BTN, _ = linear_scan(log_q_N.view(1, 1, -1), b_BTN, chunk_size=self.config.scan_chunk_size)
+        s_BTN, _ = dispatch.get("linear_scan", b_BTN.device)(log_q_N.view(1, 1, -1), b_BTN, chunk_size=self.config.scan_chunk_size)
         return self._readout(s_BTN, x_BTD).to(x_BTD.dtype)
 
     def step(self, x_BD: torch.Tensor, s_BN: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels.gla import chunk_gla, chunk_gla_flops_per_token, gla_step
+from kernels import dispatch
+from kernels.gla import chunk_gla_flops_per_token, gla_step
 from models.blocks import apply_rope, rope_cos_sin
 from models.gla import check_positive_ints, size_by_search
 from models.lm import LanguageModel, ModelConfig, ResidualBlock
@@ -142,7 +143,7 @@ class MultiScaleRetention(nn.Module):
             o_BTHV = parallel_retention(q, k, v, log_gamma_H)
         else:
             g_BTH = log_gamma_H.expand(B, T, -1)
-            o_BTHV, _ = chunk_gla(q, k, v, g_BTH, chunk_size=self.config.chunk_size)
+            o_BTHV, _ = dispatch.get("chunk_gla", q.device)(q, k, v, g_BTH, chunk_size=self.config.chunk_size)
         return self._output(o_BTHV, x_BTD)
 
     def init_state(self, batch: int, *, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:

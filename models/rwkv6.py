@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels.gla import chunk_gla, chunk_gla_flops_per_token, gla_step
+from kernels import dispatch
+from kernels.gla import chunk_gla_flops_per_token, gla_step
 from models.blocks import RMSNorm
 from models.gla import check_positive_ints, size_by_search
 from models.lm import LanguageModel, ModelConfig
@@ -156,7 +157,7 @@ class TimeMix(nn.Module):
 
     def forward(self, x_BTC: torch.Tensor) -> torch.Tensor:
         r, k, v, w, g = self._mix(x_BTC, _token_shift(x_BTC))
-        o_BTHN, _ = chunk_gla(r, k, v, w, u_HK=self.time_faaaa, chunk_size=self.config.chunk_size)
+        o_BTHN, _ = dispatch.get("chunk_gla", r.device)(r, k, v, w, u_HK=self.time_faaaa, chunk_size=self.config.chunk_size)
         return self._out(o_BTHN, g)
 
     def step(self, x_BC: torch.Tensor, x_prev_BC: torch.Tensor, S_BHNN: torch.Tensor):

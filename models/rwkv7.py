@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels.delta import chunk_generalized_delta_rule, generalized_delta_rule_step
+from kernels import dispatch
+from kernels.delta import generalized_delta_rule_step
 from models.blocks import RMSNorm
 from models.lm import LanguageModel, ModelConfig
 from models.registry import Architecture
@@ -208,7 +209,7 @@ class TimeMix(nn.Module):
     def forward(self, x_BTC: torch.Tensor, v_first_BTC: torch.Tensor | None):
         x_prev_BTC = F.pad(x_BTC, (0, 0, 1, -1))  # x_{t-1}, zeros before the first token
         (r, w, k, v, a, b), g, v_first_BTC = self._mix(x_BTC, x_prev_BTC, v_first_BTC)
-        o_BTHN, _ = chunk_generalized_delta_rule(r, w, k, v, a, b, chunk_size=self.config.chunk_size)
+        o_BTHN, _ = dispatch.get("chunk_generalized_delta_rule", r.device)(r, w, k, v, a, b, chunk_size=self.config.chunk_size)
         return self._out(o_BTHN, r, k, v, g), v_first_BTC
 
     def step(self, x_BC: torch.Tensor, x_prev_BC: torch.Tensor, S_BHNN: torch.Tensor, v_first_BC):

@@ -1,0 +1,114 @@
+"""kernels.dispatch: the default backend per device, the CEILING_KERNELS override, and errors that say why
+a forced backend cannot run. Runs without a GPU: CUDA-only situations are exercised through the rules
+(a "cuda" device string never touches a GPU here) and through the absence of optional packages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from kernels import dispatch
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    monkeypatch.delenv(dispatch.ENV_VAR, raising=False)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+
+
+def _triton_imports() -> bool:
+    return dispatch._triton_import_error() is None
+
+
+def test_cpu_defaults_to_torch_and_returns_the_public_functions():
+    import kernels.delta
+    import kernels.gla
+    import kernels.linear_scan
+    import kernels.selective_scan
+
+    assert dispatch.backend_for(torch.device("cpu")) == "torch"
+    assert dispatch.backend_for("cpu") == "torch"
+    assert dispatch.get("chunk_gla", torch.device("cpu")) is kernels.gla.chunk_gla
+    assert dispatch.get("chunk_gated_delta_rule", "cpu") is kernels.delta.chunk_gated_delta_rule
+    assert dispatch.get("chunk_generalized_delta_rule", "cpu") is kernels.delta.chunk_generalized_delta_rule
+    assert dispatch.get("linear_scan", "cpu") is kernels.linear_scan.linear_scan
+    assert dispatch.get("selective_scan", torch.zeros(1)) is kernels.selective_scan.selective_scan
+
+
+def test_cuda_defaults_to_triton_when_it_imports():
+    expected = "triton" if _triton_imports() else "torch"
+    assert dispatch.backend_for(torch.device("cuda", 0)) == expected
+    assert dispatch.backend_for("cuda:1") == expected
+
+
+def test_env_overrides_the_default(monkeypatch):
+    monkeypatch.setenv(dispatch.ENV_VAR, "torch")
+    assert dispatch.backend_for("cuda") == "torch"
+    monkeypatch.setenv(dispatch.ENV_VAR, " Triton ")  # case and spaces forgiven
+    assert dispatch.backend_for("cpu") == "triton"
+
+
+def test_unknown_backend_and_unknown_op_are_named(monkeypatch):
+    with pytest.raises(KeyError, match="unknown op 'chunk_glaa'.*chunk_gla"):
+        dispatch.get("chunk_glaa", "cpu")
+    monkeypatch.setenv(dispatch.ENV_VAR, "cuda")
+    with pytest.raises(dispatch.BackendUnavailable, match="CEILING_KERNELS='cuda' is not a backend.*torch"):
+        dispatch.get("linear_scan", "cpu")
+
+
+def test_forced_triton_on_cpu_without_interpreter_says_why(monkeypatch):
+    monkeypatch.setenv(dispatch.ENV_VAR, "triton")
+    reason = "needs the triton package" if not _triton_imports() else "need a CUDA device.*TRITON_INTERPRET=1"
+    with pytest.raises(dispatch.BackendUnavailable, match=reason):
+        dispatch.get("linear_scan", "cpu")
+
+
+@pytest.mark.skipif(dispatch._triton_import_error() is not None, reason="triton not installed")
+def test_forced_triton_on_cpu_with_interpreter_returns_the_triton_function(monkeypatch):
+    monkeypatch.setenv(dispatch.ENV_VAR, "triton")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    function = dispatch.get("linear_scan", "cpu")
+    assert function.__module__ == "kernels.linear_scan.triton" and function.__name__ == "linear_scan"
+
+
+def test_forced_fla_says_why(monkeypatch):
+    monkeypatch.setenv(dispatch.ENV_VAR, "fla")
+    if dispatch._fla_import_error() is not None:
+        with pytest.raises(dispatch.BackendUnavailable, match="needs flash-linear-attention"):
+            dispatch.get("chunk_gla", "cuda")
+    # fla covers no diagonal scan; with fla installed that is the reason given
+    monkeypatch.setattr(dispatch, "_fla_import_error", lambda: None)
+    with pytest.raises(dispatch.BackendUnavailable, match="'linear_scan'.*(no flash-linear-attention|not covered)"):
+        dispatch.get("linear_scan", "cuda")
+
+
+def test_importing_models_and_kernels_does_not_import_triton():
+    code = (
+        "import sys, models, kernels.dispatch, kernels.gla, kernels.delta, kernels.linear_scan, "
+        "kernels.selective_scan; models.build('hawk', size='10k', vocab_size=32); "
+        "print('triton' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_models_route_their_mixers_through_the_dispatcher(monkeypatch):
+    """A model built on CPU calls whatever the dispatcher hands out (here a recording wrapper)."""
+    import models
+
+    calls = []
+    real_get = dispatch.get
+
+    def recording_get(op_name, device):
+        calls.append((op_name, torch.device(device).type))
+        return real_get(op_name, device)
+
+    monkeypatch.setattr(dispatch, "get", recording_get)
+    for name, op in [("hawk", "linear_scan"), ("mamba", "selective_scan"), ("gla", "chunk_gla")]:
+        model = models.build(name, size="10k", vocab_size=32)
+        model(torch.randint(0, 32, (1, 5)))
+        assert (op, "cpu") in calls, f"{name} did not ask the dispatcher for {op}"
