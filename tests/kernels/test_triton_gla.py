@@ -1,0 +1,127 @@
+"""The Triton ``chunk_gla`` (kernels/gla/triton.py) against the fp32 reference: outputs, final states and
+every input gradient by relative RMS, for per-head and per-channel decays (strong ones included), the
+RWKV-6 bonus, odd lengths, with and without an initial state, value blocks split over programs.
+
+Without CUDA the kernels run on CPU under the Triton interpreter (tiny shapes; the variable must be set
+before the module is imported); with CUDA they run compiled, and the bf16 tests run too."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+CUDA = torch.cuda.is_available()
+# the interpreter must be on before triton is imported (parts of it read the variable then); if another
+# test module imported triton first, these tests run in a fresh process instead (test_in_a_fresh_process)
+LATE = not CUDA and "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1"
+if not CUDA and not LATE:
+    os.environ["TRITON_INTERPRET"] = "1"
+pytest.importorskip("triton", reason="triton is not installed (the optional kernels extra)")
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_kernels_against_reference import _run, rel_rms_error  # noqa: E402
+
+from kernels.gla import gla_ref, make_channel_decay_inputs, make_head_decay_inputs, make_rwkv6_inputs  # noqa: E402
+
+DEVICE = "cuda" if CUDA else "cpu"
+REL_RMS_TOL = 5e-3
+MAKERS = {
+    "head": (make_head_decay_inputs, {}),
+    "channel": (make_channel_decay_inputs, {}),
+    # -30 per token and more on every fifth channel: no split factor may overflow
+    "channel_strong": (make_channel_decay_inputs, {"strength": 100.0}),
+    # RWKV-6 with decays up to -20 per token
+    "bonus": (make_rwkv6_inputs, {"w_max": 3.0}),
+}
+
+
+def _triton_gla():
+    if LATE:
+        pytest.skip("triton was imported before TRITON_INTERPRET=1: checked by test_in_a_fresh_process")
+    from kernels.gla import triton as gla_triton
+
+    return gla_triton.chunk_gla
+
+
+def _inputs(kind: str, B: int, T: int, H: int, K: int, V: int, initial: bool, seed: int = 0) -> dict:
+    maker, extra = MAKERS[kind]
+    made = maker(B, T, H, torch.Generator().manual_seed(seed), key_dim=K, value_dim=V, **extra)
+    if not initial:
+        made.pop("initial_state")
+    return {n: x.detach().to(DEVICE).requires_grad_(True) for n, x in made.items()}
+
+
+def _compare(inputs: dict, kwargs: dict, tol: float = REL_RMS_TOL) -> None:
+    ref_out, ref_state, ref_grads = _run(None, gla_ref, inputs, {}, seed=1)
+    out, state, grads = _run(None, _triton_gla(), inputs, kwargs, seed=1)
+    assert out[0].dtype == inputs["v_BTHV"].dtype and state[0].dtype == torch.float32
+    errors = {
+        "output": rel_rms_error(out[0], ref_out[0]),
+        "final state": rel_rms_error(state[0], ref_state[0]),
+    }
+    assert set(grads) == set(ref_grads)
+    errors.update({f"grad {n}": rel_rms_error(grads[n].float(), ref_grads[n]) for n in ref_grads})
+    bad = {n: f"{e:.2e}" for n, e in errors.items() if not e <= tol}
+    assert not bad, f"relative RMS errors above {tol}: {bad}"
+
+
+@pytest.mark.parametrize("initial", [True, False], ids=["s0", "no_s0"])
+@pytest.mark.parametrize("kind", list(MAKERS))
+def test_triton_gla_matches_reference(kind, initial):
+    # T = 37: two full chunks of 16 and a partial one
+    _compare(_inputs(kind, 2, 37, 2, 16, 16, initial), {"chunk_size": 16})
+
+
+@pytest.mark.parametrize("kind", ["head", "bonus"])
+def test_triton_gla_odd_short_and_split_values(kind):
+    # T = 5 (one partial chunk), K = 8 and V = 24 padded inside 16-wide tiles, values over two programs
+    _compare(_inputs(kind, 1, 5, 1, 8, 24, True, seed=3), {"chunk_size": 8, "value_block": 16})
+
+
+def test_triton_gla_per_head_chunk_32_equals_per_channel_with_equal_channels():
+    inputs = _inputs("head", 1, 40, 1, 8, 16, True, seed=5)
+    chunk_gla = _triton_gla()
+    o_head, s_head = chunk_gla(**inputs, chunk_size=32)
+    g_channel = inputs["g"][..., None].expand(*inputs["g"].shape, 8)
+    o_channel, s_channel = chunk_gla(**{**inputs, "g": g_channel}, sub_chunk_size=16)
+    assert rel_rms_error(o_head, o_channel) < 1e-5 and rel_rms_error(s_head, s_channel) < 1e-5
+
+
+def test_triton_gla_rejects_non_power_of_two_chunks():
+    inputs = _inputs("head", 1, 5, 1, 8, 8, False)
+    with pytest.raises(ValueError, match="power-of-two"):
+        _triton_gla()(**inputs, chunk_size=24)
+
+
+@pytest.mark.skipif(not CUDA, reason="bf16 tl.dot is wrong under the Triton interpreter: GPU only")
+@pytest.mark.parametrize("kind", list(MAKERS))
+def test_triton_gla_bf16_on_gpu(kind):
+    inputs = _inputs(kind, 2, 300, 4, 64, 64, True)
+    bf16 = {
+        n: (x.detach().bfloat16() if n in ("q_BTHK", "k_BTHK", "v_BTHV") else x.detach())
+        for n, x in inputs.items()
+    }
+    bf16 = {n: x.requires_grad_(True) for n, x in bf16.items()}
+    # the reference sees the same bf16-rounded inputs in fp32; bf16 outputs and tf32 products bound the error
+    _compare(bf16, {"chunk_size": 64}, tol=2e-2)
+
+
+@pytest.mark.skipif(not CUDA, reason="real shapes need a GPU")
+@pytest.mark.parametrize("kind", list(MAKERS))
+def test_triton_gla_fp32_real_shape_on_gpu(kind):
+    _compare(_inputs(kind, 2, 1000, 4, 64, 128, True), {"chunk_size": 64})
+
+
+@pytest.mark.skipif(not LATE, reason="the interpreter is on in this process: the tests above ran here")
+def test_in_a_fresh_process():
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
+        env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
