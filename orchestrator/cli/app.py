@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from orchestrator.cli import dashboard, law_commands, sweeps
+from orchestrator.cli import dashboard, law_commands, report, sweeps
 from orchestrator.recall import cli as recall_cli
 
 app = typer.Typer(
@@ -12,8 +12,8 @@ app = typer.Typer(
     help=(
         "Scaling studies of Transformer and non-Transformer language models.\n\n"
         "Submit a sweep (plan, run, resume, status, runs), query fitted scaling laws (fit, laws, predict, "
-        "compare) and open the dashboard. Exit codes: 0 ok, 2 bad input (the message names the field), "
-        "1 failure during work. --json prints one JSON document on stdout.\n\n"
+        "compare), write a shareable HTML report (report) and open the dashboard. Exit codes: 0 ok, "
+        "2 bad input (the message names the field), 1 failure during work. --json prints one JSON document on stdout.\n\n"
         "Quick start:  ceiling run examples/quickstart.yaml  then  ceiling dashboard"
     ),
     no_args_is_help=True,
@@ -31,6 +31,7 @@ app.command("predict")(law_commands.predict)
 app.command("compare")(law_commands.compare)
 app.command("recall")(recall_cli.recall)
 app.command("dashboard")(dashboard.dashboard)
+app.command("report")(report.report)
 
 
 def main() -> None:

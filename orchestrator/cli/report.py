@@ -1,0 +1,100 @@
+"""`ceiling report SWEEP --out report.html`: one self-contained HTML file to share a study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestrator.cli.common import BadInput, err_console, guarded, open_store
+from orchestrator.cli.law_commands import BootOption, FormOption, SeedOption, _count
+from orchestrator.cli.sweeps import DbOption, WorkdirOption
+
+FRONTIER_FORMS = ("chinchilla", "power_c", "power_c_noE")
+
+
+def report_metric(value: str) -> str:
+    """``final_val_loss`` (the trial column) and ``val_loss`` (the law metric) name the same thing."""
+    from orchestrator.store.law_inputs import METRICS
+
+    metric = value.removeprefix("final_")
+    if metric not in METRICS:
+        raise BadInput(f"--metric: unknown metric {value!r}; known: {', '.join(METRICS)}")
+    return metric
+
+
+def report(
+    sweep: Annotated[str, typer.Argument(help="sweep name, as in `ceiling status`")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write")] = Path("report.html"),
+    metric: Annotated[
+        str,
+        typer.Option(
+            "--metric",
+            help="val_loss (= final_val_loss) | val_bpb | train_loss | copy_score | recall_accuracy",
+        ),
+    ] = "val_loss",
+    form: FormOption = "chinchilla",
+    baseline: Annotated[
+        str, typer.Option("--baseline", help="the reference architecture (label) for the verdicts")
+    ] = "transformer",
+    at: Annotated[
+        str | None, typer.Option("--at", help="target compute in FLOPs for the verdicts, e.g. 1e21")
+    ] = None,
+    n_boot: BootOption = 1000,
+    seed: SeedOption = 0,
+    workdir: WorkdirOption = None,
+    db: DbOption = None,
+) -> None:
+    """Write one self-contained HTML report of a sweep: its settings and code version, loss against
+    compute with the fitted laws and bands, isoFLOP profiles, fitted parameters with CIs, the comparison
+    with the baseline and its verdicts (as `ceiling compare` prints them), recall, tuning, and every
+    excluded, failed or diverged trial with the reason. The file needs no network to open.
+
+    Examples:
+      ceiling report quickstart --out quickstart.html
+      ceiling report ladder --out ladder.html --baseline transformer --at 1e21 --metric val_bpb
+    """
+
+    def body() -> None:
+        from orchestrator.report import ReportSettings, write_report
+
+        settings = ReportSettings(
+            metric=report_metric(metric),
+            form=_form(form),
+            baseline=baseline,
+            at_compute=_count(at, "--at"),
+            n_boot=_n_boot(n_boot),
+            seed=seed,
+        )
+        target = out.expanduser()
+        if target.is_dir():
+            raise BadInput(f"--out: {target} is a folder; give a file name such as {target / 'report.html'}")
+        store = open_store(db, workdir)
+        try:
+            if store.get_sweep(sweep) is None:
+                known = ", ".join(s.name for s in store.sweeps()) or "none"
+                raise BadInput(f"sweep {sweep!r} is not in the store; known: {known}")
+            write_report(
+                store, sweep, target, settings, progress=lambda line: err_console.print(line, style="dim")
+            )
+        finally:
+            store.close()
+        size_mb = target.stat().st_size / 2**20
+        err_console.print(f"wrote {target} ({size_mb:.1f} MB, opens offline)")
+
+    guarded(body)
+
+
+def _form(value: str) -> str:
+    if value not in FRONTIER_FORMS:
+        raise BadInput(
+            f"--form: the report compares laws of compute; use one of {', '.join(FRONTIER_FORMS)} (got {value!r})"
+        )
+    return value
+
+
+def _n_boot(value: int) -> int:
+    if value < 2:
+        raise BadInput("--n-boot: needs at least 2 resamples for the intervals and verdicts")
+    return value
