@@ -176,6 +176,12 @@ def recall_figure(series: list[RecallSeries], metric: str, labels: Sequence[str]
     return _layout(fig, x_title="model width (d_model)", y_title=metric, log_x=True)
 
 
+def choice_name(choice: dict[str, Any]) -> str:
+    """A tuning choice is per (architecture, size label); say both unless they are the same word."""
+    arch, label = str(choice.get("arch") or ""), str(choice.get("label") or "")
+    return arch if label in ("", arch) else f"{arch} {label}"
+
+
 def tuning_figure(choices: list[dict[str, Any]], labels: Sequence[str]) -> Any | None:
     """Short-budget loss against learning rate for every searched (architecture, size); the chosen
     learning rate is a diamond. None when no choice was made by a search."""
@@ -192,8 +198,8 @@ def tuning_figure(choices: list[dict[str, Any]], labels: Sequence[str]) -> Any |
         if not candidates:
             continue
         drawn = True
-        color = palette.get(choice.get("label") or choice.get("arch"), PALETTE[-3])
-        name = f"{choice.get('label') or choice.get('arch')} {choice.get('size', '')}".strip()
+        color = palette.get(choice.get("arch"), PALETTE[-3])
+        name = choice_name(choice)
         fig.add_scatter(
             x=[c["lr"] for c in candidates],
             y=[c["loss"] for c in candidates],

@@ -294,7 +294,7 @@ def _tuning(data: ReportData) -> str:
     out = _heading("tuning")
     if not data.tuning:
         return out + note("no tuning in this study (every trial used the spec's learning rate)")
-    labels = sorted({str(c.get("label") or c.get("arch")) for c in data.tuning})
+    labels = sorted({str(c.get("arch")) for c in data.tuning})
     rows = []
     for choice in data.tuning:
         details = choice.get("details") or {}
@@ -310,11 +310,14 @@ def _tuning(data: ReportData) -> str:
                 choice.get("label"),
                 choice.get("method"),
                 Markup(number(choice.get("lr"), 3)),
+                Markup(number(choice.get("beta2"), 3)),
                 searched or "–",
                 ", ".join(f"{k}={number(v)}" for k, v in rule.items()) or "–",
             ]
         )
-    out += table(("architecture", "label", "method", "chosen lr", "searched (lr: loss)", "rule"), rows, (3,))
+    out += table(
+        ("architecture", "label", "method", "chosen lr", "beta2", "searched (lr: loss)", "rule"), rows, (3, 4)
+    )
     fig = figures.tuning_figure(data.tuning, labels)
     if fig is not None:
         out += figure_html(fig, "fig-tuning")

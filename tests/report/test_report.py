@@ -195,10 +195,37 @@ def test_tuning_results_are_shown(synth_store) -> None:
     ]  # fmt: skip
     page = render_html(dataclasses.replace(data, tuning=tuning))
     assert "no tuning in this study" not in page and 'id="fig-tuning"' in page
-    assert '<td>search</td><td class="num">0.003</td><td>0.001: 3.04, 0.003: 3, 0.01: 3.49</td>' in page
     assert (
-        '<td>rule</td><td class="num">0.0022</td><td>–</td><td>coefficient=0.5, exponent=-0.25</td>' in page
+        '<td>search</td><td class="num">0.003</td><td class="num">–</td><td>0.001: 3.04, 0.003: 3, 0.01: 3.49</td>'
+        in page
     )
+    assert (
+        '<td>rule</td><td class="num">0.0022</td><td class="num">–</td><td>–</td><td>coefficient=0.5, exponent=-0.25</td>'
+        in page
+    )
+
+
+@pytest.mark.skipif(not hasattr(Store, "record_tuning_choice"), reason="store without tuning choices")
+def test_tuning_choices_from_the_store(tmp_path: Path) -> None:
+    """Choices recorded through the store's own API appear in the report, one row and one curve each."""
+    url = f"sqlite:///{tmp_path / 'ceiling.db'}"
+    write_synthetic_sweep(url, "tuned", sizes=(2e4, 5e4), budgets=(1e12,))
+    store = Store.open(url)
+    for arch, best in (("transformer", 3e-3), ("hawk", 1e-2)):
+        candidates = [
+            {"lr": lr, "loss": 4.0 - (lr == best), "trial_id": f"{arch}-{lr}"} for lr in (1e-3, 3e-3, 1e-2)
+        ]
+        store.record_tuning_choice(
+            "tuned", arch=arch, label="20k", method="search", lr=best, details={"candidates": candidates}
+        )
+    store.close()
+    out = tmp_path / "tuned.html"
+    result = invoke("report", "tuned", "--db", url, "--out", str(out), "--n-boot", N_BOOT)
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert "no tuning in this study" not in page and 'id="fig-tuning"' in page
+    assert '<td>hawk</td><td>20k</td><td>search</td><td class="num">0.01</td>' in page
+    assert '<td>transformer</td><td>20k</td><td>search</td><td class="num">0.003</td>' in page
 
 
 @pytest.mark.slow
