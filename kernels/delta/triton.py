@@ -1,0 +1,292 @@
+"""Triton form of :func:`kernels.delta.chunk.chunk_gated_delta_rule` (same signature, results and
+gradients), for CUDA tensors, or on CPU under the Triton interpreter (``TRITON_INTERPRET=1``, set before
+triton is imported). Imported lazily by ``kernels.dispatch``: nothing else imports triton.
+
+One program per (value block, batch x head) walks the chunks with its ``[K, BV]`` fp32 state in registers
+(the delta rule's value columns evolve independently, so value blocks need no communication). Per chunk,
+with ``G`` the cumulative log decay from the chunk start, ``D_ij = exp(G_i - G_j)`` and the entering state
+``S`` (the UT transform of chunk.py, with the state folded into the right-hand side)::
+
+    A = strict_lower(diag(beta) (K K^T) * D)          T = (I + A)^-1   (forward substitution, C steps)
+    R = diag(beta) (V - diag(exp(G)) K S)            U = T R
+    O = diag(exp(G)) Q S + (lower(Q K^T) * D) U
+    S <- exp(G_C) S + (K * exp(G_C - G))^T U
+
+Backward: a forward pass stores the state entering each chunk (``[B, H, N, K, V]`` fp32), then a reverse
+pass carries the state gradient and differentiates the lines above (``dR = T^T dU``, ``dA = -dR U^T``...).
+The log-decay gradient is accumulated per position of ``G`` and turned into ``dg`` by a reverse cumulative
+sum inside each chunk. Gradients that sum over value columns (``dq``, ``dk``, ``dbeta``, ``dg``) are written
+once per value block and summed in PyTorch. All exponents are ``<= 0``: no decay strength can overflow.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+__all__ = ["chunk_gated_delta_rule"]
+
+
+@triton.jit
+def _load_chunk(ptr, base, t0, T, stride_t, offs_t, offs_c, n_c):
+    """``[BT, BC]`` fp32 block of a ``[B, T, H, n_c]`` tensor (zeros past T and past n_c)."""
+    t = t0 + offs_t
+    mask = (t[:, None] < T) & (offs_c[None, :] < n_c)
+    return tl.load(ptr + base + t[:, None] * stride_t + offs_c[None, :], mask=mask, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _load_heads(ptr, i_b, i_h, t0, T, H, offs_t):
+    """``[BT]`` fp32 slice of a ``[B, T, H]`` tensor (zeros past T: no decay, no write)."""
+    t = t0 + offs_t
+    return tl.load(ptr + (i_b * T + t) * H + i_h, mask=t < T, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _unit_lower_inverse(A, BT: tl.constexpr):
+    """``(I + A)^-1`` for strictly lower-triangular ``A`` by forward substitution:
+    ``T_i = e_i - sum_{j < i} A_ij T_j``, one row per step."""
+    rows = tl.arange(0, BT)
+    Tm = tl.where(rows[:, None] == rows[None, :], 1.0, 0.0)
+    for i in range(1, BT):
+        a_i = tl.sum(tl.where(rows[:, None] == i, A, 0.0), axis=0)
+        t_i = tl.sum(a_i[:, None] * Tm, axis=0)
+        Tm = tl.where(rows[:, None] == i, Tm - t_i[None, :], Tm)
+    return Tm
+
+
+@triton.jit
+def _chunk_terms(q, k, g, beta, BT: tl.constexpr, PRECISION: tl.constexpr):
+    """The state-independent parts of a chunk: ``G, G_C, D, A, T, lower(Q K^T) * D``."""
+    offs_t = tl.arange(0, BT)
+    G = tl.cumsum(g, axis=0)
+    G_C = tl.sum(g, axis=0)
+    strict = offs_t[:, None] > offs_t[None, :]
+    D = tl.exp(tl.minimum(G[:, None] - G[None, :], 0.0))
+    kk = tl.dot(k, tl.trans(k), input_precision=PRECISION)
+    A = tl.where(strict, beta[:, None] * kk * D, 0.0)
+    Tm = _unit_lower_inverse(A, BT)
+    Qm = tl.where(
+        offs_t[:, None] >= offs_t[None, :], tl.dot(q, tl.trans(k), input_precision=PRECISION) * D, 0.0
+    )
+    return G, G_C, D, kk, A, Tm, Qm
+
+
+@triton.jit
+def _gdr_fwd_kernel(
+    q_ptr, k_ptr, v_ptr, g_ptr, beta_ptr, s0_ptr, o_ptr, sT_ptr, s_chunks_ptr,
+    T, H, K, V,
+    BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+    HAS_S0: tl.constexpr, STORE_CHUNKS: tl.constexpr, PRECISION: tl.constexpr,
+):  # fmt: skip
+    """Outputs and the final state; with ``STORE_CHUNKS`` (the backward's first pass) only the state
+    entering every chunk, ``[B, H, N, K, V]``."""
+    i_v, i_bh = tl.program_id(0), tl.program_id(1)
+    i_b, i_h = (i_bh // H).to(tl.int64), i_bh % H
+    offs_t, offs_k = tl.arange(0, BT), tl.arange(0, BK)
+    offs_v = i_v * BV + tl.arange(0, BV)
+    base_k, base_v = (i_b * T * H + i_h) * K, (i_b * T * H + i_h) * V
+    s_offs = offs_k[:, None] * V + offs_v[None, :]
+    s_mask = (offs_k[:, None] < K) & (offs_v[None, :] < V)
+    n_chunks = tl.cdiv(T, BT)
+    if HAS_S0:
+        S = tl.load(s0_ptr + i_bh.to(tl.int64) * K * V + s_offs, mask=s_mask, other=0.0).to(tl.float32)
+    else:
+        S = tl.zeros([BK, BV], dtype=tl.float32)
+    for i_n in range(0, n_chunks):
+        t0 = i_n * BT
+        q = _load_chunk(q_ptr, base_k, t0, T, H * K, offs_t, offs_k, K)
+        k = _load_chunk(k_ptr, base_k, t0, T, H * K, offs_t, offs_k, K)
+        v = _load_chunk(v_ptr, base_v, t0, T, H * V, offs_t, offs_v, V)
+        g = _load_heads(g_ptr, i_b, i_h, t0, T, H, offs_t)
+        beta = _load_heads(beta_ptr, i_b, i_h, t0, T, H, offs_t)
+        G, G_C, D, kk, A, Tm, Qm = _chunk_terms(q, k, g, beta, BT, PRECISION)
+        kS = tl.dot(k, S, input_precision=PRECISION)
+        R = beta[:, None] * (v - tl.exp(G)[:, None] * kS)
+        U = tl.dot(Tm, R, input_precision=PRECISION)
+        if STORE_CHUNKS:
+            chunk_base = (i_bh.to(tl.int64) * n_chunks + i_n) * K * V
+            tl.store(s_chunks_ptr + chunk_base + s_offs, S, mask=s_mask)
+        else:
+            o = tl.exp(G)[:, None] * tl.dot(q, S, input_precision=PRECISION)
+            o += tl.dot(Qm, U, input_precision=PRECISION)
+            t = t0 + offs_t
+            o_mask = (t[:, None] < T) & (offs_v[None, :] < V)
+            tl.store(o_ptr + base_v + t[:, None] * H * V + offs_v[None, :], o, mask=o_mask)
+        k_end = k * tl.exp(G_C - G)[:, None]
+        S = tl.exp(G_C) * S + tl.dot(tl.trans(k_end), U, input_precision=PRECISION)
+    if not STORE_CHUNKS:
+        tl.store(sT_ptr + i_bh.to(tl.int64) * K * V + s_offs, S, mask=s_mask)
+
+
+@triton.jit
+def _gdr_bwd_kernel(
+    q_ptr, k_ptr, v_ptr, g_ptr, beta_ptr, s_chunks_ptr, do_ptr, dsT_ptr,
+    dq_ptr, dk_ptr, dv_ptr, dg_ptr, dbeta_ptr, ds0_ptr,
+    B, T, H, K, V,
+    BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
+):  # fmt: skip
+    """Reverse pass: ``dv`` and ``ds0`` complete; ``dq, dk`` ``[NV, B, T, H, K]`` and ``dg, dbeta``
+    ``[NV, B, T, H]`` as partial sums over value blocks."""
+    i_v, i_bh = tl.program_id(0), tl.program_id(1)
+    i_b, i_h = (i_bh // H).to(tl.int64), i_bh % H
+    offs_t, offs_k = tl.arange(0, BT), tl.arange(0, BK)
+    offs_v = i_v * BV + tl.arange(0, BV)
+    base_k, base_v = (i_b * T * H + i_h) * K, (i_b * T * H + i_h) * V
+    part_k = i_v.to(tl.int64) * B * T * H * K + base_k
+    part_h = i_v.to(tl.int64) * B * T * H + i_b * T * H + i_h
+    s_offs = offs_k[:, None] * V + offs_v[None, :]
+    s_mask = (offs_k[:, None] < K) & (offs_v[None, :] < V)
+    strict = offs_t[:, None] > offs_t[None, :]
+    lower = offs_t[:, None] >= offs_t[None, :]
+    n_chunks = tl.cdiv(T, BT)
+    dS = tl.load(dsT_ptr + i_bh.to(tl.int64) * K * V + s_offs, mask=s_mask, other=0.0).to(tl.float32)
+    for i_n in range(0, n_chunks):
+        n = n_chunks - 1 - i_n
+        t0 = n * BT
+        q = _load_chunk(q_ptr, base_k, t0, T, H * K, offs_t, offs_k, K)
+        k = _load_chunk(k_ptr, base_k, t0, T, H * K, offs_t, offs_k, K)
+        v = _load_chunk(v_ptr, base_v, t0, T, H * V, offs_t, offs_v, V)
+        do = _load_chunk(do_ptr, base_v, t0, T, H * V, offs_t, offs_v, V)
+        g = _load_heads(g_ptr, i_b, i_h, t0, T, H, offs_t)
+        beta = _load_heads(beta_ptr, i_b, i_h, t0, T, H, offs_t)
+        chunk_base = (i_bh.to(tl.int64) * n_chunks + n) * K * V
+        S = tl.load(s_chunks_ptr + chunk_base + s_offs, mask=s_mask, other=0.0)
+        # recompute the chunk
+        G, G_C, D, kk, A, Tm, Qm = _chunk_terms(q, k, g, beta, BT, PRECISION)
+        eG = tl.exp(G)
+        kS = tl.dot(k, S, input_precision=PRECISION)
+        rhs = v - eG[:, None] * kS
+        U = tl.dot(Tm, beta[:, None] * rhs, input_precision=PRECISION)
+        to_end = tl.exp(G_C - G)
+        k_end = k * to_end[:, None]
+        # through O = diag(exp G) Q S + Qm U and S' = exp(G_C) S + k_end^T U
+        dU = tl.dot(tl.trans(Qm), do, input_precision=PRECISION) + tl.dot(
+            k_end, dS, input_precision=PRECISION
+        )
+        dR = tl.dot(tl.trans(Tm), dU, input_precision=PRECISION)  # U = T R
+        dv = beta[:, None] * dR
+        dbeta = tl.sum(dR * rhs, axis=1)
+        dkS = -(beta * eG)[:, None] * dR  # R = diag(beta) (V - diag(exp G) kS)
+        dA = tl.where(strict, -tl.dot(dR, tl.trans(U), input_precision=PRECISION), 0.0)
+        dQm = tl.where(lower, tl.dot(do, tl.trans(U), input_precision=PRECISION), 0.0)
+        qS_do = tl.sum(tl.dot(q, S, input_precision=PRECISION) * do, axis=1)
+        dq = eG[:, None] * tl.dot(do, tl.trans(S), input_precision=PRECISION)
+        dq += tl.dot(dQm * D, k, input_precision=PRECISION)
+        dk = tl.dot(tl.trans(dQm * D), q, input_precision=PRECISION)
+        U_dS = tl.dot(U, tl.trans(dS), input_precision=PRECISION)  # [BT, BK]
+        dk += to_end[:, None] * U_dS
+        dk += tl.dot(dkS, tl.trans(S), input_precision=PRECISION)
+        dkk = dA * beta[:, None] * D  # A = strict(diag(beta) K K^T * D)
+        dk += tl.dot(dkk, k, input_precision=PRECISION) + tl.dot(tl.trans(dkk), k, input_precision=PRECISION)
+        dbeta += tl.sum(dA * kk * D, axis=1)
+        # gradient per position of G (the cumulative decay), then dg = reverse cumsum within the chunk
+        X = dQm * Qm
+        Y = dA * A
+        Z = tl.sum(k_end * U_dS, axis=1)
+        dG = eG * qS_do + tl.sum(X, axis=1) - tl.sum(X, axis=0) + tl.sum(Y, axis=1) - tl.sum(Y, axis=0)
+        dG += tl.sum(dkS * kS, axis=1) - Z
+        dG_C = tl.sum(Z, axis=0) + tl.exp(G_C) * tl.sum(tl.sum(dS * S, axis=1), axis=0)
+        dG += tl.where(offs_t == BT - 1, dG_C, 0.0)
+        dg = tl.sum(dG, axis=0) - tl.cumsum(dG, axis=0) + dG
+        # the state gradient entering the chunk
+        dS = tl.exp(G_C) * dS + tl.dot(tl.trans(q * eG[:, None]), do, input_precision=PRECISION)
+        dS += tl.dot(tl.trans(k), dkS, input_precision=PRECISION)
+        t = t0 + offs_t
+        k_mask = (t[:, None] < T) & (offs_k[None, :] < K)
+        v_mask = (t[:, None] < T) & (offs_v[None, :] < V)
+        tl.store(dq_ptr + part_k + t[:, None] * H * K + offs_k[None, :], dq, mask=k_mask)
+        tl.store(dk_ptr + part_k + t[:, None] * H * K + offs_k[None, :], dk, mask=k_mask)
+        tl.store(dv_ptr + base_v + t[:, None] * H * V + offs_v[None, :], dv, mask=v_mask)
+        tl.store(dg_ptr + part_h + t * H, dg, mask=t < T)
+        tl.store(dbeta_ptr + part_h + t * H, dbeta, mask=t < T)
+    tl.store(ds0_ptr + i_bh.to(tl.int64) * K * V + s_offs, dS, mask=s_mask)
+
+
+def _block(n: int) -> int:
+    """Power-of-two block covering ``n``, at least 16 (``tl.dot``'s smallest tile)."""
+    return max(16, triton.next_power_of_2(n))
+
+
+def _precision(*tensors: torch.Tensor) -> str:
+    # fp32 inputs get exact fp32 products (the tests' 5e-3 rel. RMS); bf16 inputs lose nothing to tf32
+    return "ieee" if all(t.dtype == torch.float32 for t in tensors) else "tf32"
+
+
+class _ChunkGatedDeltaRule(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v, g, beta, initial_state, chunk, value_block):
+        B, T, H, K = q.shape
+        V = v.shape[-1]
+        BT, BK = max(16, chunk), _block(K)
+        BV = value_block if value_block is not None else min(_block(V), 64)
+        NV = triton.cdiv(V, BV)
+        q, k, v, g, beta = (x.contiguous() for x in (q, k, v, g, beta))
+        s0 = initial_state.float().contiguous() if initial_state is not None else None
+        o = torch.empty(B, T, H, V, device=q.device, dtype=v.dtype)
+        sT = torch.empty(B, H, K, V, device=q.device, dtype=torch.float32)
+        precision = _precision(q, k, v)
+        _gdr_fwd_kernel[(NV, B * H)](
+            q, k, v, g, beta, s0 if s0 is not None else sT, o, sT, sT,
+            T, H, K, V, BT=BT, BK=BK, BV=BV,
+            HAS_S0=s0 is not None, STORE_CHUNKS=False, PRECISION=precision,
+        )  # fmt: skip
+        ctx.save_for_backward(q, k, v, g, beta, s0)
+        ctx.tiles = (BT, BK, BV, NV, precision)
+        ctx.initial_dtype = initial_state.dtype if initial_state is not None else None
+        return o, sT
+
+    @staticmethod
+    def backward(ctx, do, dsT):
+        q, k, v, g, beta, s0 = ctx.saved_tensors
+        BT, BK, BV, NV, precision = ctx.tiles
+        B, T, H, K = q.shape
+        V = v.shape[-1]
+        N = triton.cdiv(T, BT)
+        f32 = {"device": q.device, "dtype": torch.float32}
+        s_chunks = torch.empty(B, H, N, K, V, **f32)
+        _gdr_fwd_kernel[(NV, B * H)](
+            q, k, v, g, beta, s0 if s0 is not None else s_chunks, s_chunks, s_chunks, s_chunks,
+            T, H, K, V, BT=BT, BK=BK, BV=BV,
+            HAS_S0=s0 is not None, STORE_CHUNKS=True, PRECISION=precision,
+        )  # fmt: skip
+        do = do.contiguous() if do is not None else torch.zeros_like(v)
+        dsT = dsT.float().contiguous() if dsT is not None else torch.zeros(B, H, K, V, **f32)
+        dq, dk = torch.empty(NV, B, T, H, K, **f32), torch.empty(NV, B, T, H, K, **f32)
+        dg, dbeta = torch.empty(NV, B, T, H, **f32), torch.empty(NV, B, T, H, **f32)
+        dv, ds0 = torch.empty(B, T, H, V, **f32), torch.empty(B, H, K, V, **f32)
+        _gdr_bwd_kernel[(NV, B * H)](
+            q, k, v, g, beta, s_chunks, do, dsT, dq, dk, dv, dg, dbeta, ds0,
+            B, T, H, K, V, BT=BT, BK=BK, BV=BV, PRECISION=precision,
+        )  # fmt: skip
+        return (
+            dq.sum(0).to(q.dtype), dk.sum(0).to(k.dtype), dv.to(v.dtype),
+            dg.sum(0).to(g.dtype), dbeta.sum(0).to(beta.dtype),
+            ds0.to(ctx.initial_dtype) if s0 is not None else None, None, None,
+        )  # fmt: skip
+
+
+def chunk_gated_delta_rule(
+    q_BTHK: torch.Tensor,
+    k_BTHK: torch.Tensor,
+    v_BTHV: torch.Tensor,
+    g_BTH: torch.Tensor,
+    beta_BTH: torch.Tensor,
+    initial_state: torch.Tensor | None = None,
+    chunk_size: int = 64,
+    value_block: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Chunked gated delta rule in Triton: ``(o_BTHV in v's dtype, final S_BHKV fp32)``, as
+    :func:`kernels.delta.chunk.chunk_gated_delta_rule`. ``chunk_size``: a power of two (below 16 it
+    becomes 16, ``tl.dot``'s smallest tile; exact either way); ``value_block``: value columns per
+    program (power of two, default ``min(V, 64)`` rounded up)."""
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    if chunk_size & (chunk_size - 1):
+        raise ValueError(
+            f"the Triton chunk_gated_delta_rule needs a power-of-two chunk size, got {chunk_size}"
+        )
+    return _ChunkGatedDeltaRule.apply(
+        q_BTHK, k_BTHK, v_BTHV, g_BTH, beta_BTH, initial_state, chunk_size, value_block
+    )

@@ -1,0 +1,121 @@
+"""The Triton delta-rule kernels (kernels/delta/triton.py) against the fp32 references: outputs, final
+states and every input gradient by relative RMS, odd lengths, with and without an initial state, value
+blocks split over programs.
+
+Without CUDA the kernels run on CPU under the Triton interpreter (tiny shapes; the variable must be set
+before triton is imported); with CUDA they run compiled, and the bf16 tests run too."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+CUDA = torch.cuda.is_available()
+# the interpreter must be on before triton is imported (parts of it read the variable then); if another
+# test module imported triton first, these tests run in a fresh process instead (test_in_a_fresh_process)
+LATE = not CUDA and "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1"
+if not CUDA and not LATE:
+    os.environ["TRITON_INTERPRET"] = "1"
+pytest.importorskip("triton", reason="triton is not installed (the optional kernels extra)")
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_kernels_against_reference import _run, rel_rms_error  # noqa: E402
+
+from kernels.delta import gated_delta_rule_ref, make_gated_delta_inputs  # noqa: E402
+
+DEVICE = "cuda" if CUDA else "cpu"
+REL_RMS_TOL = 5e-3
+
+
+def _triton_delta():
+    if LATE:
+        pytest.skip("triton was imported before TRITON_INTERPRET=1: checked by test_in_a_fresh_process")
+    from kernels.delta import triton as delta_triton
+
+    return delta_triton
+
+
+def _gated_inputs(B: int, T: int, H: int, K: int, V: int, initial: bool, seed: int = 0) -> dict:
+    made = make_gated_delta_inputs(B, T, H, torch.Generator().manual_seed(seed), key_dim=K, value_dim=V)
+    if not initial:
+        made.pop("initial_state")
+    return {n: x.detach().to(DEVICE).requires_grad_(True) for n, x in made.items()}
+
+
+def _compare(reference, fast, inputs: dict, kwargs: dict, tol: float = REL_RMS_TOL) -> None:
+    ref_out, ref_state, ref_grads = _run(None, reference, inputs, {}, seed=1)
+    out, state, grads = _run(None, fast, inputs, kwargs, seed=1)
+    assert out[0].dtype == inputs["v_BTHV"].dtype and state[0].dtype == torch.float32
+    errors = {
+        "output": rel_rms_error(out[0], ref_out[0]),
+        "final state": rel_rms_error(state[0], ref_state[0]),
+    }
+    assert set(grads) == set(ref_grads)
+    errors.update({f"grad {n}": rel_rms_error(grads[n].float(), ref_grads[n]) for n in ref_grads})
+    bad = {n: f"{e:.2e}" for n, e in errors.items() if not e <= tol}
+    assert not bad, f"relative RMS errors above {tol}: {bad}"
+
+
+@pytest.mark.parametrize(
+    "shape, kwargs",
+    [
+        ((2, 37, 2, 16, 16), {"chunk_size": 16}),  # two full chunks and a partial one
+        (
+            (1, 5, 1, 8, 24),
+            {"chunk_size": 8, "value_block": 16},
+        ),  # one partial chunk, padded K, 2 value blocks
+        ((1, 40, 1, 16, 16), {"chunk_size": 32}),
+    ],
+    ids=["T37", "T5_split_values", "T40_C32"],
+)
+@pytest.mark.parametrize("initial", [True, False], ids=["s0", "no_s0"])
+def test_triton_gated_delta_rule_matches_reference(shape, kwargs, initial):
+    inputs = _gated_inputs(*shape, initial)
+    _compare(gated_delta_rule_ref, _triton_delta().chunk_gated_delta_rule, inputs, kwargs)
+
+
+def test_triton_gated_delta_rule_rejects_non_power_of_two_chunks():
+    inputs = _gated_inputs(1, 5, 1, 8, 8, False)
+    with pytest.raises(ValueError, match="power-of-two"):
+        _triton_delta().chunk_gated_delta_rule(**inputs, chunk_size=24)
+
+
+def _bf16(inputs: dict) -> dict:
+    cast = {
+        n: (x.detach().bfloat16() if n in ("q_BTHK", "k_BTHK", "v_BTHV") else x.detach())
+        for n, x in inputs.items()
+    }
+    return {n: x.requires_grad_(True) for n, x in cast.items()}
+
+
+@pytest.mark.skipif(not CUDA, reason="bf16 tl.dot is wrong under the Triton interpreter: GPU only")
+def test_triton_gated_delta_rule_bf16_on_gpu():
+    # the reference sees the same bf16-rounded inputs in fp32; bf16 outputs and tf32 products bound the error
+    inputs = _bf16(_gated_inputs(2, 300, 4, 64, 64, True))
+    _compare(
+        gated_delta_rule_ref, _triton_delta().chunk_gated_delta_rule, inputs, {"chunk_size": 64}, tol=2e-2
+    )
+
+
+@pytest.mark.skipif(not CUDA, reason="real shapes need a GPU")
+def test_triton_gated_delta_rule_fp32_real_shape_on_gpu():
+    inputs = _gated_inputs(2, 1000, 4, 128, 128, True)
+    _compare(gated_delta_rule_ref, _triton_delta().chunk_gated_delta_rule, inputs, {"chunk_size": 64})
+
+
+@pytest.mark.skipif(not LATE, reason="the interpreter is on in this process: the tests above ran here")
+def test_in_a_fresh_process():
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
