@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.report.isoflop_profiles import BudgetProfile, isoflop_profiles
+from laws.isoflop_profiles import BudgetProfile, isoflop_profiles
 from orchestrator.report.recall_points import RecallSeries, recall_series
 from orchestrator.store import Store
 from orchestrator.store.law_inputs import METRICS, LawRuns, fit_cached, law_runs

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from laws.isoflop_profiles import BudgetProfile
 from orchestrator.report.collect import LawSection
-from orchestrator.report.isoflop_profiles import BudgetProfile
 from orchestrator.report.recall_points import RecallSeries
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",

@@ -133,8 +133,9 @@ def test_report_renders_offline_in_chromium(synth_report, chromium: str) -> None
     assert "hawk vs transformer:" in state["text"]
 
 
-def test_partial_and_empty_sweeps_say_why(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'ceiling.db'}"
+def test_partial_and_empty_sweeps_say_why(store_url: str, tmp_path: Path) -> None:
+    """On SQLite and PostgreSQL: a sweep too small for any law, and a sweep with no trials at all."""
+    url = store_url
     write_synthetic_sweep(url, "tiny", sizes=(2e4, 5e4), budgets=(1e12,))
     store = Store.open(url)
     store.upsert_sweep("empty", {"name": "empty"}, workdir=None, code_version=None)

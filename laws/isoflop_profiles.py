@@ -1,8 +1,9 @@
-"""IsoFLOP profiles for the report's figure: per architecture and compute budget, the metric against
-model size with the parabola in log N through it and its minimum (Hoffmann et al.'s approach 2).
+"""IsoFLOP profiles to draw: per group and compute budget, the metric against model size with the
+parabola in log N through it and its minimum (Hoffmann et al.'s approach 2), as plain lists.
 
-Budgets are clustered by ``laws.isoflop.budget_ids``, the clustering the ``isoflop`` law fit uses, so
-the figure's budgets are the fit's budgets. numpy only.
+Budgets are clustered by ``isoflop.budget_ids``, the clustering the ``isoflop`` law fit uses, so a
+figure's budgets are the fit's budgets. Used by ``ceiling report``; numpy only, so a chart anywhere
+(the dashboard included) can use it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from .isoflop import budget_ids
 
 MIN_SIZES = 3  # a parabola needs three distinct sizes
 MAX_BUDGETS = 8  # per architecture: a grid of sizes x tokens has many near-coincident budgets
@@ -38,8 +41,6 @@ def isoflop_profiles(
     max_budgets: int = MAX_BUDGETS,
 ) -> list[BudgetProfile]:
     """Profiles of every budget holding >= 3 sizes; at most ``max_budgets`` per group, spread over compute."""
-    from laws.isoflop import budget_ids
-
     out: list[BudgetProfile] = []
     groups = np.asarray(columns["group"], dtype=object)
     for group in sorted(set(groups.tolist())):
