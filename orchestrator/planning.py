@@ -23,6 +23,9 @@ GPU_FLOPS_PER_DEVICE = 1e14
 MIN_STEPS = 4
 
 
+TUNED = "tuned"  # a trial's lr placeholder until its tuning choice is known (see orchestrator/tuning.py)
+
+
 class PlanError(ValueError):
     """A spec that validates but cannot be turned into trials (e.g. a budget below one batch)."""
 
@@ -39,6 +42,13 @@ class PlannedTrial:
     lr: float
     accounting: dict[str, Any]
     config: dict[str, Any] = field(repr=False)
+    role: str = "main"  # main | trunk | branch | tuning (see orchestrator/store/schema.py)
+    parent_id: str | None = None  # a branch's trunk
+
+    @property
+    def tuned(self) -> bool:
+        """Whether the lr comes from tuning (chosen when the trial starts; ``lr`` is the spec's nominal one)."""
+        return self.config["training"]["lr"] == TUNED
 
     @property
     def flops_exact(self) -> float:
@@ -68,6 +78,8 @@ class PlannedTrial:
             "seed": self.seed,
             "lr": self.lr,
             "config": self.config,
+            "role": self.role,
+            "parent_id": self.parent_id,
         }
 
 
@@ -130,30 +142,110 @@ def plan_trials(spec: SweepSpec, vocab_size: int) -> list[PlannedTrial]:
                 budgets = list(spec.budgets.tokens)
             else:
                 budgets = [ratio * n for ratio in spec.budgets.tokens_per_param]
+            budget_steps = []
             for budget_index, wanted_tokens in enumerate(budgets):
-                steps = max(1, round(wanted_tokens / tokens_per_step))
-                if steps < MIN_STEPS:
-                    where = "budgets.isoflop" if compute is not None else f"budgets.{kind}[{budget_index}]"
-                    raise PlanError(
-                        f"{where}: {wanted_tokens:.3g} tokens for {arch.display_name} at size {size:.3g} is "
-                        f"{wanted_tokens / tokens_per_step:.2g} steps of training.batch_tokens={tokens_per_step}; "
-                        f"need at least {MIN_STEPS} steps: raise the budget or lower training.batch_tokens"
-                    )
+                where = "budgets.isoflop" if compute is not None else f"budgets.{kind}[{budget_index}]"
+                budget_steps.append(_steps(wanted_tokens, tokens_per_step, where, arch.display_name, size))
+            point = (spec, arch.name, arch.display_name, arch.overrides, size, acc)
+            if spec.tuning is not None and size in tuned_sizes(spec):
+                trials += _tuning_trials(point, tokens_per_step)
+            lr: float | str | None = TUNED if spec.tuning is not None else None
+            if spec.training.branches:
+                trials += _branched(point, budget_steps, compute, lr)
+                continue
+            for steps in budget_steps:
                 for seed in spec.seeds:
-                    trials.append(
-                        _resolve(
-                            spec,
-                            arch.name,
-                            arch.display_name,
-                            arch.overrides,
-                            size,
-                            acc,
-                            steps,
-                            seed,
-                            compute,
-                        )
-                    )
-    return trials
+                    trials.append(_resolve(*point, steps, seed, compute, lr=lr))
+    # Tuning trials first, then trunks: the trials that wait on them come later in the queue.
+    order = {"tuning": 0, "trunk": 1}
+    return sorted(trials, key=lambda t: order.get(t.role, 2))
+
+
+def _steps(wanted_tokens: float, tokens_per_step: int, where: str, label: str, size: float) -> int:
+    steps = max(1, round(wanted_tokens / tokens_per_step))
+    if steps < MIN_STEPS:
+        raise PlanError(
+            f"{where}: {wanted_tokens:.3g} tokens for {label} at size {size:.3g} is "
+            f"{wanted_tokens / tokens_per_step:.2g} steps of training.batch_tokens={tokens_per_step}; "
+            f"need at least {MIN_STEPS} steps: raise the budget or lower training.batch_tokens"
+        )
+    return steps
+
+
+def tuned_sizes(spec: SweepSpec) -> list[float]:
+    """The sizes that get their own learning-rate search (``tuning.sizes``: all, or the K smallest)."""
+    sizes = sorted(set(spec.sizes or []))
+    k = spec.tuning.smallest if spec.tuning is not None else None
+    return sizes if k is None else sizes[:k]
+
+
+def _tuning_trials(point: tuple, tokens_per_step: int) -> list[PlannedTrial]:
+    """One short run per candidate (lr x beta2) at the first seed; role ``tuning``, never a law point."""
+    spec, label, size = point[0], point[2], point[4]
+    tuning = spec.tuning
+    steps = _steps(tuning.tokens, tokens_per_step, "tuning.tokens", label, size)
+    return [
+        _resolve(*point, steps, spec.seeds[0], None, lr=lr, role="tuning", beta2=beta2)
+        for lr in tuning.lrs
+        for beta2 in tuning.beta2s or [None]
+    ]
+
+
+def _branched(
+    point: tuple, budget_steps: list[int], compute: float | None, lr: float | str | None
+) -> list[PlannedTrial]:
+    """WSD cooldown branches: per seed, one constant-LR trunk and one branch per budget.
+
+    A budget of S steps with a cooldown of C steps is the trunk's first S - C steps plus its own C-step
+    cooldown, which is exactly an independent WSD run of S steps provided warmup is the same for every
+    budget: so warmup here is ``warmup_frac`` of the *smallest* budget, for the trunk and all branches.
+    """
+    spec = point[0]
+    training = spec.training
+    warmup = round(training.warmup_frac * min(budget_steps))
+    cooldowns = [round(training.cooldown_frac * steps) for steps in budget_steps]
+    starts = sorted({steps - cooldown for steps, cooldown in zip(budget_steps, cooldowns, strict=True)})
+    if starts[0] < warmup:
+        raise PlanError(
+            f"training.branches: the smallest budget's cooldown ({cooldowns[budget_steps.index(min(budget_steps))]} "
+            f"steps) starts inside its warmup ({warmup} steps); lower training.cooldown_frac or warmup_frac"
+        )
+    out: list[PlannedTrial] = []
+    for seed in spec.seeds:
+        trunk = _resolve(
+            *point, starts[-1], seed, compute, lr=lr, role="trunk", warmup=warmup, cooldown=0,
+            extra={"branch_starts": starts},
+        )
+        out.append(trunk)
+        for steps, cooldown in zip(budget_steps, cooldowns, strict=True):
+            branch = {"parent": trunk.id, "start_step": steps - cooldown}
+            out.append(
+                _resolve(
+                    *point, steps, seed, compute, lr=lr, role="branch", warmup=warmup, cooldown=cooldown,
+                    extra={"branch": branch}, parent_id=trunk.id,
+                )
+            )
+    return out
+
+
+def flops_saved(trials: list[PlannedTrial]) -> dict[str, float] | None:
+    """Cooldown branches against independent runs: ``{independent, branched, saved, ratio}`` FLOPs.
+
+    Independent runs would train every branch's budget from scratch; branching costs the trunks plus
+    each branch's cooldown steps. None when the sweep has no branches.
+    """
+    branches = [t for t in trials if t.role == "branch"]
+    if not branches:
+        return None
+    independent = sum(t.flops_exact for t in branches)
+    cooldown = sum(t.flops_exact * (t.steps - t.config["branch"]["start_step"]) / t.steps for t in branches)
+    branched = sum(t.flops_exact for t in trials if t.role == "trunk") + cooldown
+    return {
+        "independent": independent,
+        "branched": branched,
+        "saved": independent - branched,
+        "ratio": independent / branched if branched else float("inf"),
+    }
 
 
 def _resolve(
@@ -166,12 +258,26 @@ def _resolve(
     steps: int,
     seed: int,
     compute: float | None,
+    *,
+    lr: float | str | None = None,
+    role: str = "main",
+    beta2: float | None = None,
+    warmup: int | None = None,
+    cooldown: int | None = None,
+    extra: dict[str, Any] | None = None,
+    parent_id: str | None = None,
 ) -> PlannedTrial:
+    """One trial's resolved config. ``lr``: a value, ``TUNED`` (hash the tuning spec instead of the
+    value, chosen later), or None (the spec's lr). Non-main roles put ``role`` in the config, so a main
+    trial's id is unchanged by this feature."""
     training = spec.training
-    lr = resolve_lr(spec, acc["non_embedding_params"])
+    nominal = resolve_lr(spec, acc["non_embedding_params"])
+    lr = nominal if lr is None else lr
     tokens = steps * training.batch_tokens
-    warmup = round(training.warmup_frac * steps)
-    cooldown = round(training.cooldown_frac * steps) if training.schedule == "wsd" else 0
+    if warmup is None:
+        warmup = round(training.warmup_frac * steps)
+    if cooldown is None:
+        cooldown = round(training.cooldown_frac * steps) if training.schedule == "wsd" else 0
     config = {
         "arch": arch,
         "label": label,
@@ -193,6 +299,15 @@ def _resolve(
         },
         "deepspeed": spec.deepspeed.model_dump(mode="json"),
     }
+    # Only what changes the computation goes in: a branched trial's config says its schedule and start.
+    config["training"].pop("branches", None)
+    if beta2 is not None:
+        config["training"]["beta2"] = beta2
+    if lr == TUNED:
+        config["tuning"] = spec.tuning.model_dump(mode="json")
+    if role != "main":
+        config["role"] = role
+    config.update(extra or {})
     return PlannedTrial(
         id=trial_id(config),
         arch=arch,
@@ -201,9 +316,11 @@ def _resolve(
         seed=seed,
         tokens=tokens,
         steps=steps,
-        lr=lr,
+        lr=nominal if lr == TUNED else float(lr),
         accounting=acc,
         config=config,
+        role=role,
+        parent_id=parent_id,
     )
 
 

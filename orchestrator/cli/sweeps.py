@@ -54,6 +54,53 @@ AddressOption = Annotated[
 JsonOption = Annotated[
     bool, typer.Option("--json", help="print one JSON document on stdout (progress goes to stderr)")
 ]
+AllowUnmatchedOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unmatched",
+        help="run a study whose architectures differ in data order, tokens, batch, seq_len or schedule shape",
+    ),
+]
+
+
+def _matched_guard(allow_unmatched: bool):  # type: ignore[no-untyped-def]
+    """A check for prepare_sweep: refuse (exit 2) an unmatched study unless allowed."""
+
+    def check(spec, trials) -> None:  # type: ignore[no-untyped-def]
+        from orchestrator.matching import check_matched, unmatched_message
+
+        items = check_matched(spec, trials)
+        if not allow_unmatched and not all(i.matched for i in items):
+            raise BadInput(unmatched_message(items))
+
+    return check
+
+
+def _print_study_checks(console, spec, trials, items) -> None:  # type: ignore[no-untyped-def]
+    """The matched-study check, the tuning plan and the FLOPs that cooldown branches save."""
+    from orchestrator.planning import flops_saved
+
+    console.print("matched study (identical for every architecture):")
+    for i in items:
+        mark = "[green]ok[/green]" if i.matched else "[red]DIFFERS[/red]"
+        console.print(f"  {mark} {i.item}: {i.detail}", highlight=False)
+    if spec.tuning is not None:
+        tuning = [t for t in trials if t.role == "tuning"]
+        tuning_flops = sum(t.flops_exact for t in tuning)
+        console.print(
+            f"tuning: {len(tuning)} trials ({len(spec.tuning.lrs)} lrs"
+            + (f" x {len(spec.tuning.beta2s)} beta2s" if spec.tuning.beta2s else "")
+            + f", {format_count(spec.tuning.tokens)} tokens each, sizes {spec.tuning.sizes}"
+            + (", larger sizes by a fitted lr(params) rule" if spec.tuning.rule == "fit" else "")
+            + f"), {tuning_flops:.2e} FLOPs; the other trials take the chosen lr (shown as 'tuned')"
+        )
+    saved = flops_saved(trials)
+    if saved is not None:
+        console.print(
+            f"cooldown branches: {saved['branched']:.3e} FLOPs (trunks + cooldowns) instead of "
+            f"{saved['independent']:.3e} for independent runs: saves {saved['saved']:.3e} FLOPs "
+            f"({saved['ratio']:.2f}x less)"
+        )
 
 
 def _trial_dict(trial: Any) -> dict[str, Any]:
@@ -86,6 +133,8 @@ def _trial_dict(trial: Any) -> dict[str, Any]:
         "mlflow_run_id",
         "corpus_fingerprint",
         "code_version",
+        "role",
+        "parent_id",
     )
     return {k: getattr(trial, k) for k in keys} | {"final_metrics": trial.final_metrics or {}}
 
@@ -100,6 +149,7 @@ def plan(
             help="cluster YAML (e.g. clusters/h100x8.yaml): adds GPU-hours and make-span on that cluster",
         ),
     ] = None,
+    allow_unmatched: AllowUnmatchedOption = False,
 ) -> None:
     """Dry run: list the trials a sweep would run with params, tokens, FLOPs and estimated time.
 
@@ -119,10 +169,15 @@ def plan(
             from orchestrator.cluster_cost import load_cluster
 
             cluster_spec = load_cluster(cluster)  # bad input fails before the corpus is tokenized
+        from orchestrator.matching import check_matched
+        from orchestrator.planning import flops_saved
+
         context = prepare_sweep(
-            spec, workdir=Path("."), db_url="", tracking_uri=None, console=err_console, write=False
+            spec, workdir=Path("."), db_url="", tracking_uri=None, console=err_console, write=False,
+            check=_matched_guard(allow_unmatched),
         )
         trials = context.trials
+        matched = check_matched(spec, trials)
         total_flops = sum(t.flops_exact for t in trials)
         makespan = makespan_seconds(trials, spec)
         estimate = None
@@ -139,6 +194,8 @@ def plan(
                     "estimated_makespan_s": makespan,
                     "corpus_fingerprint": context.data.fingerprint,
                     "vocab_size": context.data.vocab_size,
+                    "matched": [vars(i) for i in matched],
+                    "flops_saved": flops_saved(trials),
                 }
                 | ({"cluster": estimate.to_json()} if estimate else {})
             )
@@ -147,6 +204,7 @@ def plan(
         for column in (
             "trial",
             "arch",
+            "role",
             "target",
             "non-emb params",
             "total params",
@@ -166,6 +224,7 @@ def plan(
             table.add_row(
                 t.id[:8],
                 t.label,
+                t.role,
                 format_count(t.size_target),
                 format_count(t.accounting["non_embedding_params"]),
                 format_count(t.accounting["total_params"]),
@@ -173,12 +232,13 @@ def plan(
                 format_count(t.tokens),
                 f"{t.tokens / t.accounting['non_embedding_params']:.1f}",
                 str(t.steps),
-                f"{t.lr:.2e}",
+                "tuned" if t.tuned else f"{t.lr:.2e}",
                 f"{t.flops_exact:.2e}",
                 f"{t.flops_6nd:.2e}",
                 f"{estimated_seconds(t, spec):.0f}s",
             )
         console.print(table)
+        _print_study_checks(console, spec, trials, matched)
         res = spec.resources
         console.print(
             f"total {total_flops:.3e} FLOPs; {res.max_concurrent_trials} concurrent trial(s) of "
@@ -215,6 +275,7 @@ def _execute(
     no_mlflow: bool,
     resume: bool,
     max_loss: float | None,
+    allow_unmatched: bool = True,
 ) -> None:
     from orchestrator.scheduling.runner import prepare_sweep, run_sweep
     from orchestrator.tracking import resolve_tracking_uri
@@ -223,7 +284,10 @@ def _execute(
     work = workdir_path(workdir)
     url = db_url(db, work)
     tracking = None if no_mlflow else resolve_tracking_uri(tracking_uri, work)
-    context = prepare_sweep(spec, workdir=work, db_url=url, tracking_uri=tracking, console=err_console)
+    context = prepare_sweep(
+        spec, workdir=work, db_url=url, tracking_uri=tracking, console=err_console,
+        check=_matched_guard(allow_unmatched),
+    )
     work.mkdir(parents=True, exist_ok=True)
     summary = run_sweep(context, address=address, console=err_console, resume=resume, max_loss=max_loss)
     trials = context.store.trials(spec.name)
@@ -267,6 +331,7 @@ def run(
     max_loss: Annotated[
         float | None, typer.Option("--max-loss", help="stop a trial as diverged if its loss exceeds this")
     ] = None,
+    allow_unmatched: AllowUnmatchedOption = False,
 ) -> None:
     """Run a sweep: plan it, store it, and train every trial not already done, with a live table.
 
@@ -289,6 +354,7 @@ def run(
             no_mlflow=no_mlflow,
             resume=False,
             max_loss=max_loss,
+            allow_unmatched=allow_unmatched,
         )
 
     guarded(body)

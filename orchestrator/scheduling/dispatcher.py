@@ -38,6 +38,7 @@ class Dispatcher:
         self.attempt_of: dict[str, int] = {}
         self.failures: dict[str, int] = {}
         self.results: dict[str, str] = {}
+        self.dependencies = None  # built on first use (orchestrator/scheduling/dependencies.py)
 
     def _new_group(self) -> WorkerGroup:
         res = self.spec.resources
@@ -81,9 +82,13 @@ class Dispatcher:
             return f"synthetic:{config['task']['name']}"
         return self.context.data.fingerprint
 
-    def _start(self, group: WorkerGroup, trial_id: str) -> None:
+    def _start(self, group: WorkerGroup, trial_id: str, overrides: dict[str, Any] | None = None) -> None:
         scheduled_at = time.time()
         trial = self.store.get_trial(trial_id)
+        if overrides:  # a tuned trial: run with the chosen lr (and beta2), and say so on its row
+            self.store.set_trial_lr(trial_id, overrides["lr"], overrides.get("beta2"))
+            trial = self.store.get_trial(trial_id)
+            trial.config = {**trial.config, "training": {**trial.config["training"], **overrides}}
         attempt = self.store.claim(trial_id)
         self.attempt_of[trial_id] = attempt
         run_id = trial.mlflow_run_id
@@ -150,9 +155,12 @@ class Dispatcher:
             ) as live:
                 last_draw = 0.0
                 while queue or any(g.busy for g in self.groups):
-                    for group in self.groups:
-                        if not group.busy and queue:
-                            self._start(group, queue.popleft())
+                    free = [g for g in self.groups if not g.busy]
+                    for group, (trial_id, overrides) in zip(free, self._next_ready(queue, len(free)), strict=False):
+                        self._start(group, trial_id, overrides)
+                    if queue and not any(g.busy for g in self.groups):
+                        self._block_rest(queue)  # nothing runs and nothing queued can start: a dependency failed
+                        continue
                     busy_refs = {ref: g for g in self.groups if g.busy for ref in g.refs}
                     ready, _ = ray.wait(list(busy_refs), num_returns=1, timeout=0.5)
                     for ref in ready:
@@ -188,6 +196,42 @@ class Dispatcher:
             "retries": sum(self.failures.values()),
             "wall_time_s": round(time.time() - started, 1),
         }
+
+    def _next_ready(self, queue: deque[str], wanted: int) -> list[tuple[str, dict[str, Any]]]:
+        """Up to ``wanted`` queued trials whose dependencies are met (removed from the queue), in queue
+        order; a trial whose dependency can never be met is failed with the reason."""
+        if not wanted or not queue:
+            return []
+        if self.dependencies is None:
+            from orchestrator.scheduling.dependencies import Dependencies
+
+            self.dependencies = Dependencies(self.store, self.spec.name)
+        by_id = {t.id: t for t in self.store.trials(self.spec.name)}
+        picked: list[tuple[str, dict[str, Any]]] = []
+        for trial_id in list(queue):
+            if len(picked) == wanted:
+                break
+            trial = by_id.get(trial_id) or self.store.get_trial(trial_id)
+            state, info = self.dependencies.check(trial, by_id)
+            if state == "ready":
+                queue.remove(trial_id)
+                picked.append((trial_id, info))
+            elif state == "blocked":
+                queue.remove(trial_id)
+                self._fail_blocked(trial_id, info)
+        return picked
+
+    def _block_rest(self, queue: deque[str]) -> None:
+        while queue:
+            self._fail_blocked(queue.popleft(), "its dependencies can never finish in this run")
+
+    def _fail_blocked(self, trial_id: str, reason: str) -> None:
+        try:
+            attempt = self.store.claim(trial_id)
+            self.store.fail(trial_id, attempt, f"not started: {reason}")
+            self.results[trial_id] = "failed"
+        except StaleAttempt:
+            pass
 
     def shutdown(self) -> None:
         for group in self.groups:

@@ -58,6 +58,7 @@ def prepare_sweep(
     tracking_uri: str | None,
     console: Console,
     write: bool = True,
+    check: Any = None,
 ) -> SweepContext:
     """Tokenize the corpus (cached), plan the trials, and (if ``write``) record sweep and trials."""
     with console.status(f"preparing corpus {spec.data.corpus!r} ({spec.data.tokenizer} tokenizer)"):
@@ -69,6 +70,8 @@ def prepare_sweep(
             text_field=spec.data.text_field,
         )
     trials = plan_trials(spec, data.vocab_size)
+    if check is not None:  # e.g. the matched-study check: refuse before anything is written
+        check(spec, trials)
     store = Store.open(db_url) if write else None
     context = SweepContext(spec, workdir, store, tracking_uri, data, trials)  # type: ignore[arg-type]
     if write:

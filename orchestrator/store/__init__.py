@@ -2,9 +2,21 @@
 
 from orchestrator.store.engine import redact, resolve_url
 from orchestrator.store.repository import StaleAttempt, Store
-from orchestrator.store.schema import TRIAL_STATUSES, Eval, Fit, Sweep, SweepTrial, Trial
+from orchestrator.store.schema import (
+    LAW_ROLES,
+    TRIAL_ROLES,
+    TRIAL_STATUSES,
+    Eval,
+    Fit,
+    Sweep,
+    SweepTrial,
+    Trial,
+    TuningChoice,
+)
 
 __all__ = [
+    "LAW_ROLES",
+    "TRIAL_ROLES",
     "TRIAL_STATUSES",
     "Eval",
     "Fit",
@@ -13,6 +25,7 @@ __all__ = [
     "Sweep",
     "SweepTrial",
     "Trial",
+    "TuningChoice",
     "redact",
     "resolve_url",
 ]

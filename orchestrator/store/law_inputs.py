@@ -2,6 +2,8 @@
 
 Shared by `ceiling laws / predict / compare` and the dashboard, so both fit exactly the same runs.
 Only ``done`` trials are fitted; failed and diverged ones are listed as excluded with the reason.
+Only law points are fitted: ordinary trials and cooldown branches (each branch is its own point with
+its own tokens and FLOPs). WSD trunks and learning-rate tuning trials are listed as excluded.
 Fits are cached in the store's ``fits`` table keyed by a hash of their inputs (run ids, metric
 values, form and settings), so they are recomputed only when new runs arrive. Imports numpy and
 ``laws`` (numpy/scipy) only.
@@ -15,6 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.store.repository import Store
+from orchestrator.store.schema import LAW_ROLES
+
+# Why a trial of a non-law role is left out (shown wherever excluded runs are listed).
+ROLE_REASONS = {
+    "trunk": "WSD trunk (constant-LR run that cooldown branches start from), not a law point",
+    "tuning": "learning-rate tuning trial (short budget), not a law point",
+}
 
 # metric name -> (higher is better, best possible value); final values come from the trial row or
 # its ``final_metrics``.
@@ -66,6 +75,13 @@ def law_runs(
     excluded: list[dict[str, str]] = []
     for trial in store.trials(sweep):
         if arch is not None and arch not in (trial.arch, trial.label):
+            continue
+        role = getattr(trial, "role", None) or "main"
+        if role not in LAW_ROLES:
+            excluded.append(
+                {"trial": trial.id, "label": trial.label, "status": trial.status,
+                 "reason": ROLE_REASONS.get(role, f"role {role}, not a law point")}
+            )
             continue
         if trial.status != "done":
             if trial.status in ("failed", "diverged"):

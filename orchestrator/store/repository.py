@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.store.engine import make_engine, migrate, with_retries
-from orchestrator.store.schema import Eval, Fit, Sweep, SweepTrial, Trial, utcnow
+from orchestrator.store.schema import Eval, Fit, Sweep, SweepTrial, Trial, TuningChoice, utcnow
 
 
 class StaleAttempt(RuntimeError):
@@ -226,6 +226,62 @@ class Store:
             if metric is not None:
                 query = query.where(Eval.metric == metric)
             return list(session.scalars(query))
+
+        return self._read(op)
+
+    # --- tuning -------------------------------------------------------------------------------
+    def set_trial_lr(self, trial_id: str, lr: float, beta2: float | None = None) -> None:
+        """Record the learning rate (and beta2) a tuned trial runs with, chosen when it starts."""
+
+        def op(session: Session) -> None:
+            trial = session.get(Trial, trial_id)
+            trial.lr = lr
+            if beta2 is not None:
+                trial.config = {**trial.config, "training": {**trial.config["training"], "beta2_chosen": beta2}}
+
+        self._write(op)
+
+    def record_tuning_choice(
+        self,
+        sweep_name: str,
+        *,
+        arch: str,
+        label: str,
+        method: str,
+        lr: float,
+        details: dict[str, Any],
+        beta2: float | None = None,
+    ) -> None:
+        """Store a choice once: the first recorded choice of (sweep, arch, size) stands."""
+
+        def op(session: Session) -> None:
+            exists = session.scalar(
+                select(TuningChoice.id).where(
+                    TuningChoice.sweep_name == sweep_name, TuningChoice.arch == arch, TuningChoice.label == label
+                )
+            )
+            if exists is None:
+                session.add(
+                    TuningChoice(
+                        sweep_name=sweep_name, arch=arch, label=label, method=method, lr=lr, beta2=beta2,
+                        details=details,
+                    )
+                )
+
+        self._write(op)
+
+    def tuning_results(self, sweep_name: str) -> list[dict[str, Any]]:
+        """Every tuning choice of a sweep: ``{arch, label, method, lr, beta2, details}``."""
+
+        def op(session: Session) -> list[dict[str, Any]]:
+            rows = session.scalars(
+                select(TuningChoice).where(TuningChoice.sweep_name == sweep_name).order_by(TuningChoice.id)
+            )
+            return [
+                {"arch": r.arch, "label": r.label, "method": r.method, "lr": r.lr, "beta2": r.beta2,
+                 "details": r.details}
+                for r in rows
+            ]
 
         return self._read(op)
 

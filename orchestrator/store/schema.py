@@ -81,6 +81,10 @@ class Trial(Base):
     last_train_loss: Mapped[float | None] = mapped_column(Float)
     tokens_per_s: Mapped[float | None] = mapped_column(Float)
     worker: Mapped[str | None] = mapped_column(String(128))  # host:pid of rank 0 of the current attempt
+    # main: a law point; trunk: a WSD run at constant LR that cooldown branches start from (not a law
+    # point); branch: a cooldown from a trunk checkpoint (a law point); tuning: a short lr search run.
+    role: Mapped[str] = mapped_column(String(16), default="main", server_default="main")
+    parent_id: Mapped[str | None] = mapped_column(String(32))  # a branch's trunk
 
     final_train_loss: Mapped[float | None] = mapped_column(Float)
     final_val_loss: Mapped[float | None] = mapped_column(Float)
@@ -122,6 +126,32 @@ class Eval(Base):
     flops: Mapped[float] = mapped_column(Float)
     metric: Mapped[str] = mapped_column(String(64))
     value: Mapped[float] = mapped_column(Float)
+
+
+TRIAL_ROLES = ("main", "trunk", "branch", "tuning")
+LAW_ROLES = ("main", "branch")  # the roles whose trials are scaling-law points
+
+
+class TuningChoice(Base):
+    """The learning rate chosen for one (architecture, size) of a sweep, and how it was chosen.
+
+    ``method`` is ``search`` (the best of this size's own tuning trials) or ``rule`` (a power law in
+    parameters fitted on smaller tuned sizes and extrapolated); ``details`` holds the candidates
+    (``{"candidates": [{"lr", "loss", "trial_id", "beta2"?}], "rule": {...}}``).
+    """
+
+    __tablename__ = "tuning_choices"
+    __table_args__ = (UniqueConstraint("sweep_name", "arch", "label", name="uq_tuning_sweep_arch_label"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sweep_name: Mapped[str] = mapped_column(String(64), index=True)
+    arch: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(32))
+    method: Mapped[str] = mapped_column(String(16))
+    lr: Mapped[float] = mapped_column(Float)
+    beta2: Mapped[float | None] = mapped_column(Float)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Fit(Base):

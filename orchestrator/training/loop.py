@@ -86,6 +86,38 @@ def _node_ids(world: int) -> list[str]:
     return gathered
 
 
+def branch_point_store(payload: TrialPayload, trunk_id: str, step: int) -> CheckpointStore:
+    """Where a trunk's checkpoint at ``step`` lives: its own folder, apart from the rolling ones."""
+    return CheckpointStore(payload.checkpoint_root, f"{trunk_id}-at{step}", Path(payload.workdir))
+
+
+def start_branch(engine: Any, schedule: Any, config: dict[str, Any], payload: TrialPayload) -> int:
+    """Load the trunk's model, optimizer and schedule state at the branch's start step; returns it.
+
+    The data position is the step itself (batches are a function of the step). The trunk's learning
+    rate at that step is its constant peak; the branch's own schedule (its cooldown) takes over here,
+    so the update about to happen uses exactly the rate an independent run of this budget would.
+    """
+    start, trunk_id = int(config["branch"]["start_step"]), config["branch"]["parent"]
+    if start == 0:
+        return 0
+    source = branch_point_store(payload, trunk_id, start)
+    if not source.restore():
+        raise RuntimeError(
+            f"branch {payload.trial_id}: trunk {trunk_id} has no checkpoint at step {start} under "
+            f"{payload.checkpoint_root}; run the trunk first (`ceiling resume` reruns it)"
+        )
+    _, client_state = engine.load_checkpoint(str(source.local_dir))
+    loaded = int((client_state or {}).get("step", -1))
+    if loaded != start:
+        raise RuntimeError(f"branch {payload.trial_id}: trunk checkpoint is at step {loaded}, expected {start}")
+    multiplier = schedule.lr_lambdas[0]
+    for group, base_lr in zip(schedule.optimizer.param_groups, schedule.base_lrs, strict=True):
+        group["lr"] = base_lr * multiplier(start)
+    schedule._last_lr = [group["lr"] for group in schedule.optimizer.param_groups]
+    return start
+
+
 def train_trial(payload: TrialPayload, *, rank: int, world: int) -> dict[str, Any]:
     """Run (or resume) one trial to completion; returns its final record. Rank 0 reports."""
     import deepspeed
@@ -157,7 +189,12 @@ def train_trial(payload: TrialPayload, *, rank: int, world: int) -> dict[str, An
         if checkpoints.restore():
             _, client_state = engine.load_checkpoint(str(checkpoints.local_dir))
             step = int((client_state or {}).get("step", 0))
+        elif config.get("branch"):
+            # A cooldown branch's first attempt starts from its trunk's checkpoint at the branch step.
+            step = start_branch(engine, schedule, config, payload)
         resumed_from = step
+        # A trunk keeps a checkpoint at every step a branch starts from (kept after the trunk is done).
+        branch_starts = set(config.get("branch_starts", []))
         nodes = _node_ids(world)
 
         # What the trial trains on and how it is scored: corpus windows (LmTask) or a synthetic recall
@@ -229,6 +266,11 @@ def train_trial(payload: TrialPayload, *, rank: int, world: int) -> dict[str, An
                 interval_loss, interval_steps, last_log_time, last_log_step = 0.0, 0, now, step
             if step % training["eval_interval"] == 0 or step == steps_total:
                 eval_values = run_eval(step)
+            if step in branch_starts:
+                branch_point = branch_point_store(payload, payload.trial_id, step)
+                branch_point.check_writable()
+                engine.save_checkpoint(str(branch_point.local_dir), tag=f"step{step}", client_state={"step": step})
+                branch_point.saved(f"step{step}", is_writer=rank == 0)
             if step % training["checkpoint_interval"] == 0 and step < steps_total:
                 tag = f"step{step}"
                 try:
