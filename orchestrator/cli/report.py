@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli.common import BadInput, err_console, guarded, open_store
-from orchestrator.cli.law_commands import BootOption, FormOption, SeedOption, _count
+from orchestrator.cli.law_commands import BootOption, SeedOption, _count
 from orchestrator.cli.sweeps import DbOption, WorkdirOption
 
 FRONTIER_FORMS = ("chinchilla", "power_c", "power_c_noE")
@@ -34,7 +34,12 @@ def report(
             help="val_loss (= final_val_loss) | val_bpb | train_loss | copy_score | recall_accuracy",
         ),
     ] = "val_loss",
-    form: FormOption = "chinchilla",
+    form: Annotated[
+        str,
+        typer.Option(
+            "--form", help="the law of compute to fit and compare: chinchilla | power_c | power_c_noE"
+        ),
+    ] = "chinchilla",
     baseline: Annotated[
         str, typer.Option("--baseline", help="the reference architecture (label) for the verdicts")
     ] = "transformer",

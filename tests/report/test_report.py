@@ -4,6 +4,7 @@ Chromium, partial and empty sweeps, bad arguments, and the real smoke sweep end 
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import re
 import tempfile
@@ -70,7 +71,7 @@ def test_report_has_every_section_and_the_cli_numbers(synth_report) -> None:
     compare = json.loads(invoke("compare", "synth", "--db", url, "--n-boot", N_BOOT, "--json").stdout)
     verdict = compare["comparisons"]["hawk"]["verdict"]
     assert verdict.startswith("hawk vs transformer:")
-    assert f'<li class="verdict">{verdict}</li>' in page
+    assert f'<li class="verdict">{html.escape(verdict)}</li>' in page
     assert compare["comparisons"]["hawk"]["verdicts"]["largest_measured"]["kind"] in page
     # recall (copy scores), tuning (none in this store), failed and diverged trials with reasons
     assert 'id="fig-recall-copy_score"' in page
@@ -151,10 +152,25 @@ def test_partial_and_empty_sweeps_say_why(store_url: str, tmp_path: Path) -> Non
     assert "no isoFLOP profile" in page and "no isoFLOP law for hawk" in page
     assert "no comparison: the baseline &#x27;transformer&#x27; has no chinchilla fit" in page
     out = tmp_path / "empty.html"
-    result = invoke("report", "empty", "--db", url, "--out", str(out))
+    result = invoke("report", "empty", "--db", url, "--out", str(out), "--metric", "final_val_loss")
     assert result.exit_code == 0, result.output
     page = out.read_text()
     assert "no finished runs with &#x27;val_loss&#x27; yet" in page and "no recall results" in page
+
+
+def test_power_law_of_compute_form(synth_store, tmp_path: Path) -> None:
+    url, _ = synth_store
+    out = tmp_path / "power.html"
+    result = invoke(
+        "report", "synth", "--db", url, "--out", str(out), "--form", "power_c", "--n-boot", N_BOOT
+    )
+    assert result.exit_code == 0, result.output
+    compare = json.loads(
+        invoke("compare", "synth", "--db", url, "--form", "power_c", "--n-boot", N_BOOT, "--json").stdout
+    )
+    page = out.read_text()
+    assert "<td>hawk</td><td>power_c</td><td>gamma</td>" in page
+    assert f'<li class="verdict">{html.escape(compare["comparisons"]["hawk"]["verdict"])}</li>' in page
 
 
 def test_bad_arguments_exit_2_naming_them(synth_store, tmp_path: Path) -> None:
