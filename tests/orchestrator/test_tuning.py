@@ -1,0 +1,147 @@
+"""Learning-rate tuning: planning, the choice (search or fitted rule), and a real tuned sweep."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from orchestrator.cli import app
+from orchestrator.planning import TUNED, plan_trials
+from orchestrator.scheduling.dependencies import Dependencies
+from orchestrator.spec import SpecError, parse_spec
+from orchestrator.store import Store
+from orchestrator.store.law_inputs import law_runs
+from orchestrator.tuning import choose_best, fit_lr_rule, rule_lr
+from tests.factories import make_trial
+
+SPEC = {
+    "name": "tuned",
+    "architectures": ["transformer"],
+    "sizes": ["20k", "40k", "80k"],
+    "budgets": {"tokens": [32768]},
+    "tuning": {"lrs": [1e-3, 1e-2], "tokens": 16384, "sizes": "smallest:2", "rule": "fit"},
+    "data": {"seq_len": 64, "val_tokens": 8192},
+    "training": {"batch_tokens": 2048, "eval_interval": 100, "log_interval": 8},
+    "resources": {"max_concurrent_trials": 2, "retries": 0},
+}
+
+
+def test_plan_puts_tuning_first_and_hashes_the_tuning_spec_not_an_lr():
+    spec = parse_spec(SPEC)
+    trials = plan_trials(spec, 256)
+    roles = [t.role for t in trials]
+    assert roles == ["tuning"] * 4 + ["main"] * 3  # 2 lrs x the 2 smallest sizes, then the ladder
+    assert sorted({t.size_target for t in trials if t.role == "tuning"}) == [20e3, 40e3]
+    main = [t for t in trials if t.role == "main"]
+    assert all(t.tuned and t.config["training"]["lr"] == TUNED and t.config["tuning"] for t in main)
+    # A different candidate list is a different study: the main trials' ids change with it.
+    other = parse_spec({**SPEC, "tuning": {**SPEC["tuning"], "lrs": [1e-3, 3e-3]}})
+    assert {t.id for t in plan_trials(other, 256) if t.role == "main"}.isdisjoint(t.id for t in main)
+    # Planning is stable (resubmission runs nothing twice).
+    assert [t.id for t in plan_trials(spec, 256)] == [t.id for t in trials]
+
+
+@pytest.mark.parametrize(
+    "tuning, message",
+    [
+        ({"lrs": [1e-3], "tokens": 16384, "sizes": "smallest:1"}, "leaves larger sizes without"),
+        ({"lrs": [1e-3], "tokens": 16384, "sizes": "smallest:1", "rule": "fit"}, "at least two tuned sizes"),
+        ({"lrs": [20.0], "tokens": 16384}, "tuning.lrs"),
+        ({"lrs": [1e-3], "tokens": 16384, "sizes": "some"}, "tuning.sizes"),
+    ],
+)
+def test_bad_tuning_specs_name_the_field(tuning, message):
+    with pytest.raises(SpecError) as info:
+        parse_spec({**SPEC, "tuning": tuning})
+    assert message in str(info.value)
+
+
+def test_best_candidate_and_diverged_counts_as_worst():
+    candidates = [
+        {"lr": 1e-2, "loss": math.inf, "trial_id": "a"},  # diverged
+        {"lr": 3e-3, "loss": 2.5, "trial_id": "b"},
+        {"lr": 1e-3, "loss": 2.7, "trial_id": "c"},
+    ]
+    assert choose_best(candidates)["lr"] == 3e-3
+    assert choose_best([{"lr": 1e-2, "loss": math.inf, "trial_id": "a"}]) is None
+    rule = fit_lr_rule([(1e4, 4e-3), (1e6, 4e-4)])
+    assert rule["exponent"] == pytest.approx(-0.5) and rule_lr(rule, 1e8) == pytest.approx(4e-5)
+
+
+def _store_with_tuning(tmp_path: Path, losses: dict[tuple[float, float], float | None]) -> tuple[Store, dict]:
+    """A store holding tuning trials with given final losses (None = diverged) and one main trial per size."""
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    store.upsert_sweep("tuned", {}, workdir=None, code_version=None)
+    rows = []
+    for (size, lr), loss in losses.items():
+        rows.append(
+            make_trial(
+                f"t{int(size)}-{lr}", size_target=size, params_non_embedding=int(size), role="tuning",
+                config={"training": {"lr": lr}, "role": "tuning"},
+                **({"status": "done", "final_val_loss": loss} if loss is not None else {"status": "diverged"}),
+            )
+        )
+    for size in (20e3, 40e3, 80e3):
+        rows.append(make_trial(f"m{int(size)}", size_target=size, params_non_embedding=int(size),
+                               config={"training": {"lr": TUNED}}))
+    store.add_trials("tuned", rows)
+    return store, {t.id: t for t in store.trials("tuned")}
+
+
+def test_search_choice_and_rule_extrapolation_are_stored(tmp_path: Path):
+    losses = {(20e3, 1e-3): 3.0, (20e3, 1e-2): 2.0, (40e3, 1e-3): 2.5, (40e3, 1e-2): None}
+    store, by_id = _store_with_tuning(tmp_path, losses)
+    deps = Dependencies(store, "tuned")
+    assert deps.check(by_id["m20000"], by_id) == ("ready", {"lr": 1e-2})
+    assert deps.check(by_id["m40000"], by_id) == ("ready", {"lr": 1e-3})  # 1e-2 diverged: worst
+    state, overrides = deps.check(by_id["m80000"], by_id)
+    # lr = A * N^b through (20k, 1e-2) and (40k, 1e-3): b = log(0.1)/log(2), so at 80k lr = 1e-4.
+    assert state == "ready" and overrides["lr"] == pytest.approx(1e-4)
+    results = {r["label"]: r for r in store.tuning_results("tuned")}
+    assert {k: (r["method"], r["lr"]) for k, r in results.items()} == {
+        "20k": ("search", 1e-2), "40k": ("search", 1e-3), "80k": ("rule", pytest.approx(1e-4)),
+    }
+    assert results["40k"]["details"]["candidates"][1]["loss"] is None  # the diverged one, stored as null
+    assert results["80k"]["details"]["rule"]["exponent"] == pytest.approx(math.log(0.1) / math.log(2))
+    assert all(r["arch"] == "transformer" for r in results.values())
+
+
+def test_unfinished_tuning_waits_and_all_diverged_blocks(tmp_path: Path):
+    store, by_id = _store_with_tuning(tmp_path, {(20e3, 1e-3): None, (20e3, 1e-2): None, (40e3, 1e-3): 2.0})
+    deps = Dependencies(store, "tuned")
+    state, why = deps.check(by_id["m20000"], by_id)
+    assert state == "blocked" and "diverged" in why
+    by_id["t40000-0.001"].status = "running"
+    assert deps.check(by_id["m40000"], by_id)[0] == "wait"
+
+
+@pytest.mark.slow
+def test_a_tuned_sweep_runs_tuning_first_and_uses_the_choice(ray_runtime, tmp_path: Path):
+    spec = {**SPEC, "sizes": ["20k", "40k"], "tuning": {**SPEC["tuning"], "sizes": "all", "rule": "none"}}
+    path = tmp_path / "tuned.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    args = ["run", str(path), "--workdir", str(tmp_path / "work"), "--json", "--no-mlflow"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["status"] == {"done": 6}
+    store = Store.open(f"sqlite:///{tmp_path / 'work' / 'ceiling.db'}")
+    trials = store.trials("tuned")
+    choices = {(r["arch"], r["label"]): r for r in store.tuning_results("tuned")}
+    assert set(choices) == {("transformer", "20k"), ("transformer", "40k")}
+    for trial in (t for t in trials if t.role == "main"):
+        choice = choices[("transformer", {20e3: "20k", 40e3: "40k"}[trial.size_target])]
+        assert choice["method"] == "search" and trial.lr == choice["lr"]
+        tuning = [t for t in trials if t.role == "tuning" and t.size_target == trial.size_target]
+        assert trial.started_at >= max(t.finished_at for t in tuning)  # waited for its tuning trials
+        best = min(tuning, key=lambda t: t.final_val_loss)
+        assert choice["lr"] == best.config["training"]["lr"]
+    runs = law_runs(store, "tuned")
+    assert len(runs) == 2 and sum("tuning" in e["reason"] for e in runs.excluded) == 4
+    # Resubmitting runs nothing again.
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and json.loads(again.stdout)["ran"] == 0
