@@ -25,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ["chunk_gated_delta_rule"]
+__all__ = ["chunk_gated_delta_rule", "chunk_generalized_delta_rule"]
 
 
 @triton.jit
@@ -204,9 +204,228 @@ def _gdr_bwd_kernel(
     tl.store(ds0_ptr + i_bh.to(tl.int64) * K * V + s_offs, dS, mask=s_mask)
 
 
+# -- generalised delta rule (RWKV-7) ----------------------------------------------------------------------
+
+
+@triton.jit
+def _pair(a, b, La, Lb, mask):
+    """``P_ij = sum_k a_ik b_jk exp(La_ik - Lb_jk)`` on ``mask`` (0 elsewhere), exactly in log space per
+    channel (a ``[C, C, K]`` block): no split factor can overflow, whatever the decays."""
+    factor = tl.exp(tl.minimum(La[:, None, :] - Lb[None, :, :], 0.0))
+    return tl.where(mask, tl.sum(a[:, None, :] * b[None, :, :] * factor, axis=2), 0.0)
+
+
+@triton.jit
+def _pair_grads(dP, a, b, La, Lb):
+    """Gradients of ``_pair`` given ``dP`` (already masked): ``(da, db)``; those of the log decays are
+    ``dLa = a * da`` and ``dLb = -b * db``."""
+    factor = tl.exp(tl.minimum(La[:, None, :] - Lb[None, :, :], 0.0)) * dP[:, :, None]
+    return tl.sum(factor * b[None, :, :], axis=1), tl.sum(factor * a[:, None, :], axis=0)
+
+
+@triton.jit
+def _gen_chunk(
+    r_ptr, w_ptr, k_ptr, v_ptr, a_ptr, b_ptr, base_k, base_v, t0, T, H, K, V, offs_t, offs_k, offs_v,
+    BT: tl.constexpr,
+):  # fmt: skip
+    """One chunk's inputs (fp32) and its state-independent terms."""
+    r = _load_chunk(r_ptr, base_k, t0, T, H * K, offs_t, offs_k, K)
+    w = _load_chunk(w_ptr, base_k, t0, T, H * K, offs_t, offs_k, K)
+    k = _load_chunk(k_ptr, base_k, t0, T, H * K, offs_t, offs_k, K)
+    v = _load_chunk(v_ptr, base_v, t0, T, H * V, offs_t, offs_v, V)
+    a = _load_chunk(a_ptr, base_k, t0, T, H * K, offs_t, offs_k, K)
+    b = _load_chunk(b_ptr, base_k, t0, T, H * K, offs_t, offs_k, K)
+    L = tl.cumsum(w, axis=0)
+    L_prev = L - w
+    L_C = tl.sum(w, axis=0)
+    strict = offs_t[:, None] > offs_t[None, :]
+    lower = offs_t[:, None] >= offs_t[None, :]
+    A_ab = _pair(a, b, L_prev, L, strict)
+    Tm = _unit_lower_inverse(-A_ab, BT)
+    return r, k, v, a, b, L, L_prev, L_C, strict, lower, Tm
+
+
+@triton.jit
+def _gen_fwd_kernel(
+    r_ptr, w_ptr, k_ptr, v_ptr, a_ptr, b_ptr, s0_ptr, o_ptr, sT_ptr, s_chunks_ptr,
+    T, H, K, V,
+    BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+    HAS_S0: tl.constexpr, STORE_CHUNKS: tl.constexpr, PRECISION: tl.constexpr,
+):  # fmt: skip
+    """Per chunk: ``X = (I - A_ab)^-1 (A_ak V + (a exp(L_prev)) S)``, ``O = (r exp(L)) S + Q_b X + Q_k V``,
+    ``S <- exp(L_C) S + (b exp(L_C - L))^T X + (k exp(L_C - L))^T V``. With ``STORE_CHUNKS`` only the
+    state entering every chunk is written."""
+    i_v, i_bh = tl.program_id(0), tl.program_id(1)
+    i_b, i_h = (i_bh // H).to(tl.int64), i_bh % H
+    offs_t, offs_k = tl.arange(0, BT), tl.arange(0, BK)
+    offs_v = i_v * BV + tl.arange(0, BV)
+    base_k, base_v = (i_b * T * H + i_h) * K, (i_b * T * H + i_h) * V
+    s_offs = offs_k[:, None] * V + offs_v[None, :]
+    s_mask = (offs_k[:, None] < K) & (offs_v[None, :] < V)
+    n_chunks = tl.cdiv(T, BT)
+    if HAS_S0:
+        S = tl.load(s0_ptr + i_bh.to(tl.int64) * K * V + s_offs, mask=s_mask, other=0.0).to(tl.float32)
+    else:
+        S = tl.zeros([BK, BV], dtype=tl.float32)
+    for i_n in range(0, n_chunks):
+        t0 = i_n * BT
+        r, k, v, a, b, L, L_prev, L_C, strict, lower, Tm = _gen_chunk(
+            r_ptr,
+            w_ptr,
+            k_ptr,
+            v_ptr,
+            a_ptr,
+            b_ptr,
+            base_k,
+            base_v,
+            t0,
+            T,
+            H,
+            K,
+            V,
+            offs_t,
+            offs_k,
+            offs_v,
+            BT,
+        )
+        A_ak = _pair(a, k, L_prev, L, strict)
+        Y = tl.dot(A_ak, v, input_precision=PRECISION) + tl.dot(
+            a * tl.exp(L_prev), S, input_precision=PRECISION
+        )
+        X = tl.dot(Tm, Y, input_precision=PRECISION)
+        if STORE_CHUNKS:
+            chunk_base = (i_bh.to(tl.int64) * n_chunks + i_n) * K * V
+            tl.store(s_chunks_ptr + chunk_base + s_offs, S, mask=s_mask)
+        else:
+            o = tl.dot(r * tl.exp(L), S, input_precision=PRECISION)
+            o += tl.dot(_pair(r, b, L, L, lower), X, input_precision=PRECISION)
+            o += tl.dot(_pair(r, k, L, L, lower), v, input_precision=PRECISION)
+            t = t0 + offs_t
+            o_mask = (t[:, None] < T) & (offs_v[None, :] < V)
+            tl.store(o_ptr + base_v + t[:, None] * H * V + offs_v[None, :], o, mask=o_mask)
+        to_end = tl.exp(L_C[None, :] - L)
+        S = tl.exp(L_C)[:, None] * S + tl.dot(tl.trans(b * to_end), X, input_precision=PRECISION)
+        S += tl.dot(tl.trans(k * to_end), v, input_precision=PRECISION)
+    if not STORE_CHUNKS:
+        tl.store(sT_ptr + i_bh.to(tl.int64) * K * V + s_offs, S, mask=s_mask)
+
+
+@triton.jit
+def _gen_bwd_kernel(
+    r_ptr, w_ptr, k_ptr, v_ptr, a_ptr, b_ptr, s_chunks_ptr, do_ptr, dsT_ptr,
+    dr_ptr, dw_ptr, dk_ptr, dv_ptr, da_ptr, db_ptr, ds0_ptr,
+    B, T, H, K, V,
+    BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
+):  # fmt: skip
+    """Reverse pass: ``dv`` and ``ds0`` complete; ``dr, dw, dk, da, db`` ``[NV, B, T, H, K]`` as partial
+    sums over value blocks."""
+    i_v, i_bh = tl.program_id(0), tl.program_id(1)
+    i_b, i_h = (i_bh // H).to(tl.int64), i_bh % H
+    offs_t, offs_k = tl.arange(0, BT), tl.arange(0, BK)
+    offs_v = i_v * BV + tl.arange(0, BV)
+    base_k, base_v = (i_b * T * H + i_h) * K, (i_b * T * H + i_h) * V
+    part_k = i_v.to(tl.int64) * B * T * H * K + base_k
+    s_offs = offs_k[:, None] * V + offs_v[None, :]
+    s_mask = (offs_k[:, None] < K) & (offs_v[None, :] < V)
+    n_chunks = tl.cdiv(T, BT)
+    dS = tl.load(dsT_ptr + i_bh.to(tl.int64) * K * V + s_offs, mask=s_mask, other=0.0).to(tl.float32)
+    for i_n in range(0, n_chunks):
+        n = n_chunks - 1 - i_n
+        t0 = n * BT
+        r, k, v, a, b, L, L_prev, L_C, strict, lower, Tm = _gen_chunk(
+            r_ptr,
+            w_ptr,
+            k_ptr,
+            v_ptr,
+            a_ptr,
+            b_ptr,
+            base_k,
+            base_v,
+            t0,
+            T,
+            H,
+            K,
+            V,
+            offs_t,
+            offs_k,
+            offs_v,
+            BT,
+        )
+        do = _load_chunk(do_ptr, base_v, t0, T, H * V, offs_t, offs_v, V)
+        chunk_base = (i_bh.to(tl.int64) * n_chunks + n) * K * V
+        S = tl.load(s_chunks_ptr + chunk_base + s_offs, mask=s_mask, other=0.0)
+        # recompute the chunk
+        eL, eL_prev, to_end = tl.exp(L), tl.exp(L_prev), tl.exp(L_C[None, :] - L)
+        A_ak = _pair(a, k, L_prev, L, strict)
+        Y = tl.dot(A_ak, v, input_precision=PRECISION) + tl.dot(a * eL_prev, S, input_precision=PRECISION)
+        X = tl.dot(Tm, Y, input_precision=PRECISION)
+        Q_b = _pair(r, b, L, L, lower)
+        Q_k = _pair(r, k, L, L, lower)
+        b_end, k_end = b * to_end, k * to_end
+        # O = (r exp(L)) S + Q_b X + Q_k V and S' = exp(L_C) S + b_end^T X + k_end^T V
+        dX = tl.dot(tl.trans(Q_b), do, input_precision=PRECISION) + tl.dot(
+            b_end, dS, input_precision=PRECISION
+        )
+        dv = tl.dot(tl.trans(Q_k), do, input_precision=PRECISION) + tl.dot(
+            k_end, dS, input_precision=PRECISION
+        )
+        dr = eL * tl.dot(do, tl.trans(S), input_precision=PRECISION)
+        dL = r * dr  # through r exp(L)
+        # through b_end, k_end = (b, k) exp(L_C - L) and exp(L_C) S
+        db = to_end * tl.dot(X, tl.trans(dS), input_precision=PRECISION)
+        dk = to_end * tl.dot(v, tl.trans(dS), input_precision=PRECISION)
+        Z = b * db + k * dk
+        dL -= Z
+        dL_C = tl.sum(Z, axis=0) + tl.exp(L_C) * tl.sum(dS * S, axis=1)
+        dL += tl.where(offs_t[:, None] == BT - 1, dL_C[None, :], 0.0)
+        # X = T Y with T = (I - A_ab)^-1: dY = T^T dX, dA_ab = dY X^T
+        dY = tl.dot(tl.trans(Tm), dX, input_precision=PRECISION)
+        dA_ab = tl.where(strict, tl.dot(dY, tl.trans(X), input_precision=PRECISION), 0.0)
+        dA_ak = tl.where(strict, tl.dot(dY, tl.trans(v), input_precision=PRECISION), 0.0)
+        dv += tl.dot(tl.trans(A_ak), dY, input_precision=PRECISION)
+        da = eL_prev * tl.dot(dY, tl.trans(S), input_precision=PRECISION)  # through a exp(L_prev)
+        dQ_b = tl.where(lower, tl.dot(do, tl.trans(X), input_precision=PRECISION), 0.0)
+        dQ_k = tl.where(lower, tl.dot(do, tl.trans(v), input_precision=PRECISION), 0.0)
+        # the pair terms: each P(x, y, Lx, Ly) adds x * dx to dLx and -y * dy to dLy
+        da_ab, db_ab = _pair_grads(dA_ab, a, b, L_prev, L)
+        da_ak, dk_ak = _pair_grads(dA_ak, a, k, L_prev, L)
+        dr_b, db_r = _pair_grads(dQ_b, r, b, L, L)
+        dr_k, dk_r = _pair_grads(dQ_k, r, k, L, L)
+        da += da_ab + da_ak
+        db += db_ab + db_r
+        dk += dk_ak + dk_r
+        dr += dr_b + dr_k
+        dL_prev = a * da  # every use of a is through a exp(L_prev)
+        dL += r * (dr_b + dr_k) - b * (db_ab + db_r) - k * (dk_ak + dk_r)
+        # L = cumsum(w) and L_prev = L - w: dw_t = sum_{i >= t} (dL_i + dL_prev_i) - dL_prev_t
+        dL_all = dL + dL_prev
+        dw = tl.sum(dL_all, axis=0)[None, :] - tl.cumsum(dL_all, axis=0) + dL_all - dL_prev
+        # the state gradient entering the chunk
+        dS = tl.exp(L_C)[:, None] * dS + tl.dot(tl.trans(r * eL), do, input_precision=PRECISION)
+        dS += tl.dot(tl.trans(a * eL_prev), dY, input_precision=PRECISION)
+        t = t0 + offs_t
+        k_mask = (t[:, None] < T) & (offs_k[None, :] < K)
+        k_offs = part_k + t[:, None] * H * K + offs_k[None, :]
+        tl.store(dr_ptr + k_offs, dr, mask=k_mask)
+        tl.store(dw_ptr + k_offs, dw, mask=k_mask)
+        tl.store(dk_ptr + k_offs, dk, mask=k_mask)
+        tl.store(da_ptr + k_offs, da, mask=k_mask)
+        tl.store(db_ptr + k_offs, db, mask=k_mask)
+        v_mask = (t[:, None] < T) & (offs_v[None, :] < V)
+        tl.store(dv_ptr + base_v + t[:, None] * H * V + offs_v[None, :], dv, mask=v_mask)
+    tl.store(ds0_ptr + i_bh.to(tl.int64) * K * V + s_offs, dS, mask=s_mask)
+
+
 def _block(n: int) -> int:
     """Power-of-two block covering ``n``, at least 16 (``tl.dot``'s smallest tile)."""
     return max(16, triton.next_power_of_2(n))
+
+
+def _check_chunk_size(chunk_size: int, op: str) -> None:
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    if chunk_size & (chunk_size - 1):
+        raise ValueError(f"the Triton {op} needs a power-of-two chunk size, got {chunk_size}")
 
 
 def _precision(*tensors: torch.Tensor) -> str:
@@ -289,4 +508,78 @@ def chunk_gated_delta_rule(
         )
     return _ChunkGatedDeltaRule.apply(
         q_BTHK, k_BTHK, v_BTHV, g_BTH, beta_BTH, initial_state, chunk_size, value_block
+    )
+
+
+class _ChunkGeneralizedDeltaRule(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, r, w, k, v, a, b, initial_state, chunk, value_block):
+        B, T, H, K = r.shape
+        V = v.shape[-1]
+        BT, BK = max(16, chunk), _block(K)
+        BV = value_block if value_block is not None else min(_block(V), 64)
+        NV = triton.cdiv(V, BV)
+        r, w, k, v, a, b = (x.contiguous() for x in (r, w, k, v, a, b))
+        s0 = initial_state.float().contiguous() if initial_state is not None else None
+        o = torch.empty(B, T, H, V, device=r.device, dtype=v.dtype)
+        sT = torch.empty(B, H, K, V, device=r.device, dtype=torch.float32)
+        precision = _precision(r, k, v, a, b)
+        _gen_fwd_kernel[(NV, B * H)](
+            r, w, k, v, a, b, s0 if s0 is not None else sT, o, sT, sT,
+            T, H, K, V, BT=BT, BK=BK, BV=BV,
+            HAS_S0=s0 is not None, STORE_CHUNKS=False, PRECISION=precision,
+        )  # fmt: skip
+        ctx.save_for_backward(r, w, k, v, a, b, s0)
+        ctx.tiles = (BT, BK, BV, NV, precision)
+        ctx.initial_dtype = initial_state.dtype if initial_state is not None else None
+        return o, sT
+
+    @staticmethod
+    def backward(ctx, do, dsT):
+        r, w, k, v, a, b, s0 = ctx.saved_tensors
+        BT, BK, BV, NV, precision = ctx.tiles
+        B, T, H, K = r.shape
+        V = v.shape[-1]
+        N = triton.cdiv(T, BT)
+        f32 = {"device": r.device, "dtype": torch.float32}
+        s_chunks = torch.empty(B, H, N, K, V, **f32)
+        _gen_fwd_kernel[(NV, B * H)](
+            r, w, k, v, a, b, s0 if s0 is not None else s_chunks, s_chunks, s_chunks, s_chunks,
+            T, H, K, V, BT=BT, BK=BK, BV=BV,
+            HAS_S0=s0 is not None, STORE_CHUNKS=True, PRECISION=precision,
+        )  # fmt: skip
+        do = do.contiguous() if do is not None else torch.zeros_like(v)
+        dsT = dsT.float().contiguous() if dsT is not None else torch.zeros(B, H, K, V, **f32)
+        dr, dw, dk, da, db = (torch.empty(NV, B, T, H, K, **f32) for _ in range(5))
+        dv, ds0 = torch.empty(B, T, H, V, **f32), torch.empty(B, H, K, V, **f32)
+        _gen_bwd_kernel[(NV, B * H)](
+            r, w, k, v, a, b, s_chunks, do, dsT, dr, dw, dk, dv, da, db, ds0,
+            B, T, H, K, V, BT=BT, BK=BK, BV=BV, PRECISION=precision,
+        )  # fmt: skip
+        grads = [x.sum(0).to(y.dtype) for x, y in ((dr, r), (dw, w), (dk, k))]
+        return (
+            *grads, dv.to(v.dtype), da.sum(0).to(a.dtype), db.sum(0).to(b.dtype),
+            ds0.to(ctx.initial_dtype) if s0 is not None else None, None, None,
+        )  # fmt: skip
+
+
+def chunk_generalized_delta_rule(
+    r_BTHK: torch.Tensor,
+    w_BTHK: torch.Tensor,
+    k_BTHK: torch.Tensor,
+    v_BTHV: torch.Tensor,
+    a_BTHK: torch.Tensor,
+    b_BTHK: torch.Tensor,
+    initial_state: torch.Tensor | None = None,
+    chunk_size: int = 16,
+    value_block: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Chunked generalised delta rule (RWKV-7) in Triton: ``(o_BTHV in v's dtype, final S_BHKV fp32)``,
+    as :func:`kernels.delta.chunk.chunk_generalized_delta_rule`. The pair factors are exact in log space
+    per channel, so any decay strength is safe (no ``chunk_size * max|w|`` limit). ``chunk_size``: a
+    power of two (below 16 it becomes 16; the pair blocks are ``[C, C, K]``, so keep it at 16 on GPUs);
+    ``value_block``: value columns per program."""
+    _check_chunk_size(chunk_size, "chunk_generalized_delta_rule")
+    return _ChunkGeneralizedDeltaRule.apply(
+        r_BTHK, w_BTHK, k_BTHK, v_BTHV, a_BTHK, b_BTHK, initial_state, chunk_size, value_block
     )

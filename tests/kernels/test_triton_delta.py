@@ -26,7 +26,12 @@ pytest.importorskip("triton", reason="triton is not installed (the optional kern
 sys.path.insert(0, str(Path(__file__).parent))
 from test_kernels_against_reference import _run, rel_rms_error  # noqa: E402
 
-from kernels.delta import gated_delta_rule_ref, make_gated_delta_inputs  # noqa: E402
+from kernels.delta import (  # noqa: E402
+    gated_delta_rule_ref,
+    generalized_delta_rule_ref,
+    make_gated_delta_inputs,
+    make_rwkv7_inputs,
+)
 
 DEVICE = "cuda" if CUDA else "cpu"
 REL_RMS_TOL = 5e-3
@@ -85,6 +90,36 @@ def test_triton_gated_delta_rule_rejects_non_power_of_two_chunks():
         _triton_delta().chunk_gated_delta_rule(**inputs, chunk_size=24)
 
 
+def _rwkv7_inputs(
+    B: int, T: int, H: int, N: int, initial: bool, *, V: int | None = None, w_scale: float = 1.0
+):
+    generator = torch.Generator().manual_seed(T)
+    made = {n: x.detach() for n, x in make_rwkv7_inputs(B, T, H, generator, head_dim=N).items()}
+    made["w_BTHK"] = made["w_BTHK"] * w_scale
+    if V is not None:  # value width different from the key width
+        made["v_BTHV"] = torch.randn(B, T, H, V, generator=generator)
+        made["initial_state"] = 0.5 * torch.randn(B, H, N, V, generator=generator)
+    if not initial:
+        made.pop("initial_state")
+    return {n: x.to(DEVICE).requires_grad_(True) for n, x in made.items()}
+
+
+@pytest.mark.parametrize(
+    "shape, extra, kwargs",
+    [
+        ((2, 37, 2, 16), {}, {"chunk_size": 16}),
+        ((1, 5, 1, 8), {"V": 24}, {"chunk_size": 8, "value_block": 16}),  # padded K, 2 value blocks
+        # log decays down to -20 per token: beyond chunk.py's split-factor range, exact here
+        ((1, 40, 1, 16), {"w_scale": 33.0}, {"chunk_size": 32}),
+    ],
+    ids=["T37", "T5_split_values", "T40_C32_strong_decay"],
+)
+@pytest.mark.parametrize("initial", [True, False], ids=["s0", "no_s0"])
+def test_triton_generalized_delta_rule_matches_reference(shape, extra, kwargs, initial):
+    inputs = _rwkv7_inputs(*shape, initial, **extra)
+    _compare(generalized_delta_rule_ref, _triton_delta().chunk_generalized_delta_rule, inputs, kwargs)
+
+
 def _bf16(inputs: dict) -> dict:
     cast = {
         n: (x.detach().bfloat16() if n in ("q_BTHK", "k_BTHK", "v_BTHV") else x.detach())
@@ -99,6 +134,28 @@ def test_triton_gated_delta_rule_bf16_on_gpu():
     inputs = _bf16(_gated_inputs(2, 300, 4, 64, 64, True))
     _compare(
         gated_delta_rule_ref, _triton_delta().chunk_gated_delta_rule, inputs, {"chunk_size": 64}, tol=2e-2
+    )
+
+
+@pytest.mark.skipif(not CUDA, reason="bf16 tl.dot is wrong under the Triton interpreter: GPU only")
+def test_triton_generalized_delta_rule_bf16_on_gpu():
+    inputs = _rwkv7_inputs(2, 300, 4, 64, True)
+    cast = {n: (x.detach().bfloat16() if n != "initial_state" else x.detach()) for n, x in inputs.items()}
+    cast = {n: x.requires_grad_(True) for n, x in cast.items()}
+    _compare(
+        generalized_delta_rule_ref,
+        _triton_delta().chunk_generalized_delta_rule,
+        cast,
+        {"chunk_size": 16},
+        2e-2,
+    )
+
+
+@pytest.mark.skipif(not CUDA, reason="real shapes need a GPU")
+def test_triton_generalized_delta_rule_fp32_real_shape_on_gpu():
+    inputs = _rwkv7_inputs(2, 1000, 4, 64, True)
+    _compare(
+        generalized_delta_rule_ref, _triton_delta().chunk_generalized_delta_rule, inputs, {"chunk_size": 16}
     )
 
 
