@@ -4,6 +4,8 @@ a forced backend cannot run. Runs without a GPU: CUDA-only situations are exerci
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import subprocess
 import sys
 
@@ -12,11 +14,17 @@ import torch
 
 from kernels import dispatch
 
+CUDA = torch.cuda.is_available()
+TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
+# same convention as the Triton kernel tests (test_triton_*.py): without CUDA, triton is first imported
+# with its interpreter on, so a kernel module imported here works for them too
+if not CUDA and "triton" not in sys.modules:
+    os.environ["TRITON_INTERPRET"] = "1"
+
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch):
     monkeypatch.delenv(dispatch.ENV_VAR, raising=False)
-    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
 
 
 def _triton_imports() -> bool:
@@ -60,13 +68,16 @@ def test_unknown_backend_and_unknown_op_are_named(monkeypatch):
 
 
 def test_forced_triton_on_cpu_without_interpreter_says_why(monkeypatch):
+    _triton_imports()  # imported (or not) before the interpreter is switched off for this test
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
     monkeypatch.setenv(dispatch.ENV_VAR, "triton")
     reason = "needs the triton package" if not _triton_imports() else "need a CUDA device.*TRITON_INTERPRET=1"
     with pytest.raises(dispatch.BackendUnavailable, match=reason):
         dispatch.get("linear_scan", "cpu")
 
 
-@pytest.mark.skipif(dispatch._triton_import_error() is not None, reason="triton not installed")
+@pytest.mark.skipif(not TRITON_INSTALLED, reason="triton is not installed (the optional kernels extra)")
+@pytest.mark.skipif(CUDA, reason="checks the CPU interpreter path; with CUDA the kernels run compiled")
 def test_forced_triton_on_cpu_with_interpreter_returns_the_triton_function(monkeypatch):
     monkeypatch.setenv(dispatch.ENV_VAR, "triton")
     monkeypatch.setenv("TRITON_INTERPRET", "1")
@@ -81,7 +92,9 @@ def test_forced_fla_says_why(monkeypatch):
             dispatch.get("chunk_gla", "cuda")
     # fla covers no diagonal scan; with fla installed that is the reason given
     monkeypatch.setattr(dispatch, "_fla_import_error", lambda: None)
-    with pytest.raises(dispatch.BackendUnavailable, match="'linear_scan'.*(no flash-linear-attention|not covered)"):
+    with pytest.raises(
+        dispatch.BackendUnavailable, match="'linear_scan'.*(no flash-linear-attention|not covered)"
+    ):
         dispatch.get("linear_scan", "cuda")
 
 

@@ -48,7 +48,12 @@ def _run(case: OpCase, fn, inputs: dict[str, Any], kwargs: dict[str, Any], seed:
     output, final_state = fn(**leaves, **kwargs)
     produced = _tensors(output) + _tensors(final_state)
     generator = torch.Generator().manual_seed(seed)
-    loss = sum((t.float() * torch.randn(t.shape, generator=generator)).sum() for t in produced if t.numel())
+    # weights drawn on CPU (same numbers on every device), then moved to the output's device (CUDA tests)
+    loss = sum(
+        (t.float() * torch.randn(t.shape, generator=generator).to(t.device)).sum()
+        for t in produced
+        if t.numel()
+    )
     wanted = [name for name, v in leaves.items() if isinstance(v, torch.Tensor) and v.requires_grad]
     grads = {}
     if wanted and isinstance(loss, torch.Tensor) and loss.requires_grad:
