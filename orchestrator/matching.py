@@ -65,7 +65,13 @@ def _describe(item: str, value: Any) -> str:
 
 
 def check_matched(spec: SweepSpec, trials: list[PlannedTrial]) -> list[MatchItem]:
-    """One :class:`MatchItem` per compared property; all ``matched`` for a single-architecture study."""
+    """One :class:`MatchItem` per compared property; all ``matched`` for a single-architecture study.
+
+    A recall study (``task:``) generates the same task data for every architecture by construction
+    and sweeps learning rates itself: it has nothing to check here (an empty list).
+    """
+    if spec.task is not None:
+        return []
     per_arch: dict[str, list[dict[str, Any]]] = {}
     for trial in trials:
         if trial.role in ("main", "branch"):
@@ -100,6 +106,9 @@ def check_matched(spec: SweepSpec, trials: list[PlannedTrial]) -> list[MatchItem
         mine = reference[first] if first < len(reference) else "(missing)"
         theirs = columns[other][first] if first < len(columns[other]) else "(missing)"
         detail = f"{reference_label} has {_short(item, mine)} but {other} has {_short(item, theirs)} (point {first})"
+        if item in ("tokens per budget", "schedule shape") and spec.budgets is not None:
+            kind = next(k for k in ("tokens", "tokens_per_param", "isoflop") if getattr(spec.budgets, k) is not None)
+            field = f"budgets.{kind}"
         items.append(MatchItem(item, False, detail, field, fix))
     return items
 

@@ -80,7 +80,8 @@ def _print_study_checks(console, spec, trials, items) -> None:  # type: ignore[n
     """The matched-study check, the tuning plan and the FLOPs that cooldown branches save."""
     from orchestrator.planning import flops_saved
 
-    console.print("matched study (identical for every architecture):")
+    if items:
+        console.print("matched study (identical for every architecture):")
     for i in items:
         mark = "[green]ok[/green]" if i.matched else "[red]DIFFERS[/red]"
         console.print(f"  {mark} {i.item}: {i.detail}", highlight=False)
