@@ -3,8 +3,9 @@ state ``[B, E, N]`` per sequence (E = Mamba's ``d_inner``, N = ``d_state``).
 
 - ``selective_scan_ref`` / ``selective_scan_step`` (``naive.py``): fp32 token-by-token reference and one
   step (what ``models.mamba`` decodes with).
-- ``selective_scan`` (``chunk.py``): doubling scan within chunks, state carried across chunks, memory
-  ``[B, segment, E, N]`` only, custom backward (the reverse recurrence, recomputed per segment).
+- ``selective_scan`` (``chunk.py``): chunked scan (a loop over the positions of all chunks at once, then
+  the states carried across chunks), memory ``[B, segment, E, N]`` only in reused buffers, custom
+  backward (the reverse recurrence, recomputed per segment).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from kernels.catalog import OpCase
 from kernels.selective_scan.chunk import selective_scan
 from kernels.selective_scan.naive import selective_scan_ref, selective_scan_step
 
-CHANNELS_PER_HEAD = 16  # the catalog's "heads" knob: E = heads * 16 channels
+CHANNELS_PER_HEAD = 80  # the catalog's "heads" knob: E = heads * 80; bench/mixers.py's 2 heads give
+# E = 160, the 200k Mamba's d_inner (1M: 256), so the benchmark times the shapes training runs
 STATE_SIZE = 16  # N, Mamba's d_state
 
 

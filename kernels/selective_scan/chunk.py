@@ -2,24 +2,29 @@
 
 Mamba's decay ``a_t[e, n] = exp(dt_t[e] A[e, n])`` differs per channel *and* state index, so unlike
 Mamba-2 there is no matmul ("attention-like") form: the work is elementwise on ``[B, L, E, N]``, and
-what a fast form can save over the token loop is the per-token launch and autograd overhead.
+what a fast form can save over the token loop is the per-token launch and autograd overhead. So the
+aim here is few Python-level ops and few passes over ``[B, S, E, N]`` memory.
 Algorithm (fp32; decays are products of numbers in (0, 1], formed from the log decay ``dt A <= 0``,
-so nothing overflows however strong the decay):
+so nothing overflows however strong the decay; a cumulative-sum form ``exp(c_t) sum_s exp(-c_s) u_s``
+would overflow at ``-c_s > 88``, which Mamba's decays of up to ``e^-50`` per token reach in two tokens):
 
 1. Time is cut into **segments** of whole chunks, sized so a segment's ``[B, S, E, N]`` working tensors
    stay near ``SEGMENT_ELEMENTS`` (at least one chunk). Only one segment's decays ``a`` and inputs
-   ``u = dt B x`` exist at a time: memory is ``[B, S, E, N]``, never ``[B, T, E, N]``, and the work
-   per token does not depend on ``T``.
+   ``u = dt B x`` exist at a time, in buffers reused by every segment (no allocation, no page faults):
+   memory is ``[B, S, E, N]``, never ``[B, T, E, N]``, and the work per token does not depend on ``T``.
 2. **Within the chunks** of ``L`` tokens, all chunks of a segment at once: a loop over the ``L``
    positions forms each chunk's local state (from zero) and its cumulative decay from the chunk start
-   (the segment sum ``exp(sum_{j<=t} log a_j)``, as a running product).
+   (the segment sum ``exp(sum_{j<=t} log a_j)``, as a running product, in a separate buffer so ``a``
+   survives for the backward's second scan).
 3. **Across chunks** a short loop adds ``decay_t * h_start`` (the state carried in, decayed from the
-   chunk start) and hands the chunk's last state on. Then ``y_t = C_t . h_t + D x_t``.
+   chunk start) and hands the chunk's last state on; a ragged tail (``S % L`` tokens) is stepped one
+   token at a time. Then ``y_t = C_t . h_t + D x_t`` as a batched matmul.
 
-Python steps per segment: ``L + S / L`` instead of ``S``. Backward is its own autograd function (no
+Python steps per segment: ``2 L + S / L`` instead of ``S``. Backward is its own autograd function (no
 ``[B, T, E, N]`` saved): the forward keeps its inputs and the state at each segment start; the
 backward walks segments from the end, recomputes the segment's states and runs the reverse recurrence
-``G_t = C_t dy_t + a_{t+1} G_{t+1}`` with the same scan. Then ``du = G``,
+``G_t = C_t dy_t + a_{t+1} G_{t+1}`` with the same scan (``a_{t+1}``: the decay buffer shifted by one,
+one extra token computed at the segment's end). Then ``du = G``,
 ``d log a_t = G_t a_t h_{t-1} = G_t (h_t - u_t)``, and the chain rule through ``log a = dt A``,
 ``u = dt B x``, ``y = C . h + D x``.
 """
@@ -29,53 +34,84 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-SEGMENT_ELEMENTS = 1 << 19  # ~2 MB of fp32 per working tensor: bounded memory, few python steps
+SEGMENT_ELEMENTS = 1 << 19  # ~2 MB of fp32 per working tensor: few Python steps, passes stay in cache
+
+
+class _Buffers:
+    """Flat fp32 work buffers reused by every segment: ``take(name, S)`` is a contiguous ``[B, S, E, N]``."""
+
+    def __init__(self, B: int, E: int, N: int, max_len: int, like: torch.Tensor):
+        self.shape, self.like, self.max_len, self.flat = (B, E, N), like, max_len, {}
+
+    def take(self, name: str, S: int) -> torch.Tensor:
+        B, E, N = self.shape
+        if name not in self.flat:
+            self.flat[name] = self.like.new_empty(B * self.max_len * E * N)
+        return self.flat[name][: B * S * E * N].view(B, S, E, N)
 
 
 @torch.no_grad()
-def _scan(a_BSEN, h_BSEN, h0_BEN, L: int, reverse: bool = False) -> torch.Tensor:
+def _scan(a_BSEN, h_BSEN, h0_BEN, L: int, cum_BSEN, reverse: bool = False) -> torch.Tensor:
     """``h_t = a_t h_{t-1} + u_t`` over one segment of any length S, from ``h0`` (None: zeros), in place:
-    ``h_BSEN`` holds ``u`` on entry and the states on return; ``a_BSEN`` (the per-step decays) is
-    overwritten with each chunk's cumulative decay.
+    ``h_BSEN`` holds ``u`` on entry and the states on return; ``a_BSEN`` is read only; ``cum_BSEN`` (same
+    shape, contents ignored) receives each chunk's cumulative decay.
 
     ``reverse``: ``h_t = a_t h_{t+1} + u_t`` from ``h_S = h0`` (the backward's recurrence).
-    The segment is cut into K chunks of L: a loop over the L positions updates all K chunks at once
+    The first ``K = S // L`` chunks of L: a loop over the L positions updates all K chunks at once
     (chunk-local states from zero and each chunk's cumulative decay: products of numbers in (0, 1],
-    nothing overflows), then a loop over the K chunks adds the carried state times that decay.
+    nothing overflows); a loop over the K chunks on ``[B, E, N]`` only forms the state entering each
+    chunk; one op adds those states times the cumulative decays. The ragged tail of ``S - K L`` tokens
+    (last segment only) is stepped one token at a time.
     """
     B, S, E, N = h_BSEN.shape
-    out_BSEN = h_BSEN
-    if S % L:  # decay 1, input 0 in the padding: states inside the segment are unaffected
-        pad = L - S % L
-        a_BSEN = F.pad(a_BSEN, (0, 0, 0, 0, 0, pad), value=1.0)
-        h_BSEN = F.pad(h_BSEN, (0, 0, 0, 0, 0, pad))
-    K = h_BSEN.shape[1] // L
-    a_BKLEN, h_BKLEN = a_BSEN.view(B, K, L, E, N), h_BSEN.view(B, K, L, E, N)
-    for j in range(L - 2, -1, -1) if reverse else range(1, L):
-        prev = j + 1 if reverse else j - 1
-        h_BKLEN[:, :, j].addcmul_(a_BKLEN[:, :, j], h_BKLEN[:, :, prev])
-        a_BKLEN[:, :, j] *= a_BKLEN[:, :, prev]  # decay from the chunk's first (reverse: last) position
-    last = 0 if reverse else L - 1  # the position a chunk hands its state on from
-    chunks = list(range(K - 1, -1, -1) if reverse else range(K))
-    for index, k in enumerate(chunks):
-        carry_BEN = h0_BEN if index == 0 else h_BKLEN[:, chunks[index - 1], last]
-        if carry_BEN is not None:
-            h_BKLEN[:, k].addcmul_(a_BKLEN[:, k], carry_BEN[:, None])
-    if h_BSEN is not out_BSEN:
-        out_BSEN.copy_(h_BSEN[:, :S])
-    return out_BSEN
+    K = S // L
+    body = K * L
+    carry_BEN = h0_BEN
+
+    def tail(carry_BEN, positions):
+        for t in positions:
+            if carry_BEN is not None:
+                h_BSEN[:, t].addcmul_(a_BSEN[:, t], carry_BEN)
+            carry_BEN = h_BSEN[:, t]
+        return carry_BEN
+
+    if reverse:
+        carry_BEN = tail(carry_BEN, range(S - 1, body - 1, -1))
+    if K:
+        a_BKLEN = a_BSEN[:, :body].view(B, K, L, E, N)
+        h_BKLEN = h_BSEN[:, :body].view(B, K, L, E, N)
+        c_BKLEN = cum_BSEN[:, :body].view(B, K, L, E, N)
+        # one dispatcher call for all L position views (cheaper than 6 L Python-level selects)
+        a_l, h_l, c_l = a_BKLEN.unbind(2), h_BKLEN.unbind(2), c_BKLEN.unbind(2)
+        first, last = (L - 1, 0) if reverse else (0, L - 1)  # where a chunk starts / hands its state on
+        c_l[first].copy_(a_l[first])
+        for j in range(L - 2, -1, -1) if reverse else range(1, L):
+            prev = j + 1 if reverse else j - 1
+            h_l[j].addcmul_(a_l[j], h_l[prev])
+            torch.mul(c_l[prev], a_l[j], out=c_l[j])
+        # the state entering each chunk: s_k = c_last(k') s_k' + h_last(k') (k' the chunk before), on
+        # [B, E, N] only; then one op adds s_k times the cumulative decay at every position
+        order = list(range(K - 1, -1, -1) if reverse else range(K))
+        if carry_BEN is not None or K > 1:
+            h_out, c_out = h_l[last].unbind(1), c_l[last].unbind(1)
+            enter_BKEN = h_BSEN.new_empty(B, K, E, N)
+            enter_k = enter_BKEN.unbind(1)
+            if carry_BEN is None:
+                enter_k[order[0]].zero_()
+            else:
+                enter_k[order[0]].copy_(carry_BEN)
+            for before, k in zip(order[:-1], order[1:], strict=True):
+                torch.addcmul(h_out[before], c_out[before], enter_k[before], out=enter_k[k])
+            h_BKLEN.addcmul_(c_BKLEN, enter_BKEN[:, :, None])
+        carry_BEN = h_l[last][:, order[-1]]
+    if not reverse:
+        tail(carry_BEN, range(body, S))
+    return h_BSEN
 
 
 def _segments(T: int, B: int, E: int, N: int, L: int) -> list[slice]:
     length = L * max(1, SEGMENT_ELEMENTS // (B * L * E * N))
     return [slice(start, min(start + length, T)) for start in range(0, T, length)]
-
-
-def _decay_and_input(x_BSE, dt_BSE, A_EN, B_BSN):
-    """Per-step decay ``exp(dt A)`` and input ``dt B x`` of a segment, ``[B, S, E, N]`` each."""
-    a_BSEN = torch.exp_(dt_BSE[..., None] * A_EN)
-    u_BSEN = (dt_BSE * x_BSE)[..., None] * B_BSN[:, :, None, :]
-    return a_BSEN, u_BSEN
 
 
 class _SelectiveScan(torch.autograd.Function):
@@ -88,13 +124,17 @@ class _SelectiveScan(torch.autograd.Function):
         h0 = None if h0_BEN is None else h0_BEN.float()
         y_BTE = torch.empty(Bsz, T, E, dtype=torch.float32, device=x.device)
         segments = _segments(T, Bsz, E, N, L)
+        buffers = _Buffers(Bsz, E, N, segments[0].stop if segments else 0, x)
+        dtx_BTE = dt * x
         starts = []  # the state entering each segment (None: zeros)
         carry_BEN = h0
         for part in segments:
+            S = part.stop - part.start
             starts.append(carry_BEN)
-            a, h_BSEN = _decay_and_input(x[:, part], dt[:, part], A, Bm[:, part])
-            _scan(a, h_BSEN, carry_BEN, L)
-            y_BTE[:, part] = (h_BSEN * Cm[:, part, None, :]).sum(-1)
+            a_BSEN = torch.mul(dt[:, part, :, None], A, out=buffers.take("a", S)).exp_()
+            h_BSEN = torch.mul(dtx_BTE[:, part, :, None], Bm[:, part, None, :], out=buffers.take("h", S))
+            _scan(a_BSEN, h_BSEN, carry_BEN, L, buffers.take("cum", S))
+            y_BTE[:, part] = torch.matmul(h_BSEN, Cm[:, part, :, None])[..., 0]
             carry_BEN = h_BSEN[:, -1].clone()
         if carry_BEN is None:
             carry_BEN = x.new_zeros(Bsz, E, N)
@@ -114,37 +154,47 @@ class _SelectiveScan(torch.autograd.Function):
         x, dt, A, Bm, Cm, D, starts_KBEN = ctx.saved_tensors
         Bsz, T, E = x.shape
         N = A.shape[-1]
-        dy = torch.zeros_like(x) if dy_BTE is None else dy_BTE.float()
+        dy = torch.zeros_like(x) if dy_BTE is None else dy_BTE.float().contiguous()  # not expanded: fast bmm
         dx, ddt = torch.empty_like(x), torch.empty_like(x)
         dB, dC = torch.empty_like(Bm), torch.empty_like(Cm)
         dA = torch.zeros_like(A)
+        dtx_BTE = dt * x
+        dt_next_BTE = F.pad(dt, (0, 0, 0, 1))  # dt = 0 after the last token: decay 1 into "T"
+        buffers = _Buffers(Bsz, E, N, ctx.segments[0].stop + 1 if ctx.segments else 1, x)
         carry_BEN = None if dh_last_BEN is None else dh_last_BEN.float()  # G after the last token
-        next_a_BEN = x.new_ones(Bsz, E, N)  # the decay into the position after the segment
+        a_BSEN = None
         for index in reversed(range(len(ctx.segments))):
             part = ctx.segments[index]
+            S = part.stop - part.start
             x_s, dt_s, B_s, C_s, dy_s = x[:, part], dt[:, part], Bm[:, part], Cm[:, part], dy[:, part]
-            a, u = _decay_and_input(x_s, dt_s, A, B_s)
-            # reverse recurrence G_t = C_t dy_t + a_{t+1} G_{t+1}: the decay at t is a_{t+1}
-            a_next = torch.cat([a[:, 1:], next_a_BEN[:, None]], dim=1)
-            next_a_BEN = a[:, 0].clone()
-            h_BSEN = _scan(a, u.clone(), starts_KBEN[index], ctx.chunk)
+            # decays of the segment's tokens and of the one after it: a_t and (shifted) a_{t+1}
+            a_ext = buffers.take("a", S + 1)
+            torch.mul(dt_next_BTE[:, part.start : part.stop + 1, :, None], A, out=a_ext).exp_()
+            a_BSEN, a_next_BSEN = a_ext[:, :S], a_ext[:, 1:]
+            cum_BSEN = buffers.take("cum", S)
+            u_BSEN = torch.mul(dtx_BTE[:, part, :, None], B_s[:, :, None, :], out=buffers.take("u", S))
+            h_BSEN = _scan(
+                a_BSEN, buffers.take("h", S).copy_(u_BSEN), starts_KBEN[index], ctx.chunk, cum_BSEN
+            )
             dC[:, part] = torch.matmul(dy_s[..., None, :], h_BSEN)[..., 0, :]
-            G_BSEN = _scan(a_next, dy_s[..., None] * C_s[:, :, None, :], carry_BEN, ctx.chunk, reverse=True)
+            # reverse recurrence G_t = C_t dy_t + a_{t+1} G_{t+1}
+            G_BSEN = torch.mul(dy_s[..., None], C_s[:, :, None, :], out=buffers.take("G", S))
+            _scan(a_next_BSEN, G_BSEN, carry_BEN, ctx.chunk, cum_BSEN, reverse=True)
             # d log a_t = G_t a_t h_{t-1} = G_t (h_t - u_t), in place in h's buffer
-            dlog_a = h_BSEN.sub_(u).mul_(G_BSEN)
-            dA += (dlog_a * dt_s[..., None]).sum((0, 1))
-            GB_BSE = (G_BSEN * B_s[:, :, None, :]).sum(-1)
-            ddt[:, part] = (dlog_a * A).sum(-1) + GB_BSE * x_s
+            dlog_a = h_BSEN.sub_(u_BSEN).mul_(G_BSEN)
+            dA += torch.mul(dlog_a, dt_s[..., None], out=u_BSEN).sum((0, 1))
+            GB_BSE = torch.matmul(G_BSEN, B_s[..., None])[..., 0]
+            ddt[:, part] = torch.einsum("bsen,en->bse", dlog_a, A) + GB_BSE * x_s
             dx[:, part] = GB_BSE * dt_s
-            dB[:, part] = torch.matmul((dt_s * x_s)[..., None, :], G_BSEN)[..., 0, :]
-            carry_BEN = G_BSEN[:, 0]
+            dB[:, part] = torch.matmul(dtx_BTE[:, part, None, :], G_BSEN)[..., 0, :]
+            carry_BEN = G_BSEN[:, 0].clone()
         dD = None
         if D is not None:
             dx += D * dy
             dD = (dy * x).sum((0, 1))
         dh0 = None
-        if ctx.dtypes[6] is not None:  # d h0 = a_0 G_0
-            dh0 = x.new_zeros(Bsz, E, N) if carry_BEN is None else next_a_BEN * carry_BEN
+        if ctx.dtypes[6] is not None:  # d h0 = a_0 G_0 (a_BSEN: the first segment's decays)
+            dh0 = x.new_zeros(Bsz, E, N) if carry_BEN is None or a_BSEN is None else a_BSEN[:, 0] * carry_BEN
         grads = [dx, ddt, dA, dB, dC, dD, dh0]
         grads = [None if g is None or d is None else g.to(d) for g, d in zip(grads, ctx.dtypes, strict=True)]
         return (*grads, None)
@@ -165,7 +215,7 @@ def selective_scan(
 
     ``dt_BTE > 0`` (after softplus), ``A_EN < 0``; ``B_BTN``, ``C_BTN`` are shared by all channels;
     ``D_E`` the skip (None: none); ``h0_BEN`` the state before the first token (zeros if None). Any
-    ``T``; ``chunk_size`` trades the ``log2(L)`` doubling rounds against the carry steps.
+    ``T``; ``chunk_size`` trades the ``2 L`` within-chunk steps against the ``S / L`` carry steps.
     """
     if x_BTE.ndim != 3 or dt_BTE.shape != x_BTE.shape:
         raise ValueError(
