@@ -106,7 +106,6 @@ def collect(
 def _laws(
     store: Store, sweep: str, runs: LawRuns, settings: ReportSettings, progress: Callable[[str], None]
 ) -> LawSection:
-    import laws
 
     section = LawSection(runs=runs)
     if not len(runs):
@@ -120,14 +119,14 @@ def _laws(
             section.fits[group] = fit_cached(
                 store, runs.only(group), form=settings.form, group=group, **common
             )
-        except (laws.LawInputError, laws.FitDidNotConverge) as exc:
-            section.missing[group] = str(exc)
+        except Exception as exc:  # one bad fit must not lose the whole report
+            section.missing[group] = _why(exc)
         try:
             section.isoflop_fits[group] = fit_cached(
                 store, runs.only(group), form="isoflop", group=group, **common
             )
-        except (laws.LawInputError, laws.FitDidNotConverge) as exc:
-            section.isoflop_missing[group] = str(exc)
+        except Exception as exc:  # one bad fit must not lose the whole report
+            section.isoflop_missing[group] = _why(exc)
     higher = METRICS[settings.metric][0]
     section.profiles.extend(isoflop_profiles(runs.columns, settings.metric, higher_is_better=higher))
     _compare(section, settings, progress)
@@ -166,8 +165,17 @@ def _compare(section: LawSection, settings: ReportSettings, progress: Callable[[
             section.comparisons[group] = laws.compare_fits(
                 fit, baseline, at_compute=settings.at_compute, name_x=group, name_base=settings.baseline
             )
-        except laws.LawInputError as exc:
-            section.comparison_missing[group] = str(exc)
+        except Exception as exc:  # as for fits: say why in the report
+            section.comparison_missing[group] = _why(exc)
+
+
+def _why(exc: Exception) -> str:
+    """The user's input problems read as they are; anything else also names its type (a bug to report)."""
+    import laws
+
+    if isinstance(exc, (laws.LawInputError, laws.FitDidNotConverge)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def tuning_results(store: Store, sweep: str) -> list[dict[str, Any]] | None:

@@ -190,6 +190,8 @@ def tuning_figure(choices: list[dict[str, Any]], labels: Sequence[str]) -> Any |
     fig = go.Figure()
     palette = colors(labels)
     drawn = False
+    dashes = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+    seen: dict[str, int] = {}  # sizes of one architecture share its colour; the dash tells them apart
     for choice in choices:
         candidates = sorted(
             (c for c in (choice.get("details") or {}).get("candidates") or [] if c.get("loss") is not None),
@@ -200,13 +202,14 @@ def tuning_figure(choices: list[dict[str, Any]], labels: Sequence[str]) -> Any |
         drawn = True
         color = palette.get(choice.get("arch"), PALETTE[-3])
         name = choice_name(choice)
+        nth = seen[str(choice.get("arch"))] = seen.get(str(choice.get("arch")), -1) + 1
         fig.add_scatter(
             x=[c["lr"] for c in candidates],
             y=[c["loss"] for c in candidates],
             mode="lines+markers",
             name=name,
             legendgroup=name,
-            line={"color": color},
+            line={"color": color, "dash": dashes[nth % len(dashes)]},
         )
         chosen = [c for c in candidates if np.isclose(c["lr"], choice.get("lr") or np.nan)]
         if chosen:

@@ -14,7 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
-from orchestrator.store import Store
+from orchestrator.store import Store, Trial
+from tests.factories import make_trial
 from tests.report.conftest import write_synthetic_sweep
 
 N_BOOT = "40"  # enough for intervals and verdicts; the CLI default (1000) is for real studies
@@ -243,6 +244,26 @@ def test_tuning_choices_from_the_store(tmp_path: Path) -> None:
     assert "no tuning in this study" not in page and 'id="fig-tuning"' in page
     assert '<td>hawk</td><td>20k</td><td>search</td><td class="num">0.01</td>' in page
     assert '<td>transformer</td><td>20k</td><td>search</td><td class="num">0.003</td>' in page
+
+
+@pytest.mark.skipif(not hasattr(Trial, "role"), reason="store without trial roles")
+def test_trials_that_are_not_law_points_are_listed_with_their_role(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ceiling.db'}"
+    write_synthetic_sweep(url, "roles", sizes=(2e4, 5e4), budgets=(1e12,))
+    store = Store.open(url)
+    store.add_trials(
+        "roles", [make_trial("roles-tune", role="tuning"), make_trial("roles-trunk", role="trunk")]
+    )
+    for trial_id in ("roles-tune", "roles-trunk"):
+        store.finish(trial_id, store.claim(trial_id), final_val_loss=4.0)
+    store.close()
+    out = tmp_path / "roles.html"
+    assert invoke("report", "roles", "--db", url, "--out", str(out), "--n-boot", N_BOOT).exit_code == 0
+    page = out.read_text()
+    assert "main 6, trunk 1, tuning 1" in page  # trials by role, in the settings
+    for trial_id, role in (("roles-tune", "tuning"), ("roles-trunk", "trunk")):
+        row = re.search(rf"<tr><td>{trial_id}</td><td>transformer</td><td>{role}</td>.*?</tr>", page)
+        assert row and "not a law point" in row.group(0), trial_id
 
 
 @pytest.mark.slow
