@@ -7,6 +7,7 @@ before triton is imported); with CUDA they run compiled, and the bf16 tests run 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -163,6 +164,29 @@ def test_triton_generalized_delta_rule_fp32_real_shape_on_gpu():
 def test_triton_gated_delta_rule_fp32_real_shape_on_gpu():
     inputs = _gated_inputs(2, 1000, 4, 128, 128, True)
     _compare(gated_delta_rule_ref, _triton_delta().chunk_gated_delta_rule, inputs, {"chunk_size": 64})
+
+
+FLA = CUDA and importlib.util.find_spec("fla") is not None
+SIXTEEN_BIT = {"q_BTHK", "k_BTHK", "v_BTHV", "r_BTHK", "a_BTHK", "b_BTHK"}  # decays and beta stay fp32
+
+
+@pytest.mark.skipif(not FLA, reason="the fla adapters need flash-linear-attention and a CUDA device")
+@pytest.mark.parametrize("op", ["chunk_gated_delta_rule", "chunk_generalized_delta_rule"])
+def test_fla_adapter_matches_reference(op):
+    from kernels.delta import fla as delta_fla
+
+    if op == "chunk_gated_delta_rule":
+        inputs, reference = _gated_inputs(2, 300, 4, 64, 64, True), gated_delta_rule_ref
+    else:
+        inputs, reference = _rwkv7_inputs(2, 300, 4, 64, True), generalized_delta_rule_ref
+    # fla wants 16-bit inputs; the reference sees the same rounded values in fp32
+    cast = {n: (x.detach().bfloat16() if n in SIXTEEN_BIT else x.detach()) for n, x in inputs.items()}
+    cast = {n: x.requires_grad_(True) for n, x in cast.items()}
+    ref_out, ref_state, ref_grads = _run(None, reference, cast, {}, seed=1)
+    out, state, grads = _run(None, getattr(delta_fla, op), cast, {}, seed=1)
+    assert rel_rms_error(out[0], ref_out[0]) < 2e-2 and rel_rms_error(state[0], ref_state[0]) < 2e-2
+    errors = {n: rel_rms_error(grads[n].float(), g) for n, g in ref_grads.items()}
+    assert all(e < 2e-2 for e in errors.values()), errors
 
 
 @pytest.mark.skipif(not LATE, reason="the interpreter is on in this process: the tests above ran here")

@@ -7,6 +7,7 @@ before the module is imported); with CUDA they run compiled, and the bf16 tests 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -115,6 +116,28 @@ def test_triton_gla_bf16_on_gpu(kind):
 @pytest.mark.parametrize("kind", list(MAKERS))
 def test_triton_gla_fp32_real_shape_on_gpu(kind):
     _compare(_inputs(kind, 2, 1000, 4, 64, 128, True), {"chunk_size": 64})
+
+
+FLA = CUDA and importlib.util.find_spec("fla") is not None
+
+
+@pytest.mark.skipif(not FLA, reason="the fla adapter needs flash-linear-attention and a CUDA device")
+@pytest.mark.parametrize("kind", list(MAKERS))
+def test_fla_adapter_matches_reference(kind):
+    from kernels.gla import fla as gla_fla
+
+    inputs = _inputs(kind, 2, 300, 4, 64, 64, True)
+    # fla wants q, k, v in one 16-bit dtype; the reference sees the same rounded values in fp32
+    bf16 = {
+        n: (x.detach().bfloat16() if n in ("q_BTHK", "k_BTHK", "v_BTHV") else x.detach())
+        for n, x in inputs.items()
+    }
+    bf16 = {n: x.requires_grad_(True) for n, x in bf16.items()}
+    ref_out, ref_state, ref_grads = _run(None, gla_ref, bf16, {}, seed=1)
+    out, state, grads = _run(None, gla_fla.chunk_gla, bf16, {}, seed=1)
+    assert rel_rms_error(out[0], ref_out[0]) < 2e-2 and rel_rms_error(state[0], ref_state[0]) < 2e-2
+    bad = {n: rel_rms_error(grads[n].float(), g) for n, g in ref_grads.items()}
+    assert all(e < 2e-2 for e in bad.values()), bad
 
 
 @pytest.mark.skipif(not LATE, reason="the interpreter is on in this process: the tests above ran here")
