@@ -55,6 +55,14 @@ class PlannedTrial:
         return float(self.accounting["flops_per_token"]) * self.tokens
 
     @property
+    def flops_to_run(self) -> float:
+        """FLOPs this trial itself spends: a branch runs only its cooldown (the trunk ran the prefix)."""
+        branch = self.config.get("branch")
+        if not branch:
+            return self.flops_exact
+        return self.flops_exact * (self.steps - branch["start_step"]) / self.steps
+
+    @property
     def flops_6nd(self) -> float:
         return 6.0 * self.accounting["non_embedding_params"] * self.tokens
 
@@ -238,7 +246,7 @@ def flops_saved(trials: list[PlannedTrial]) -> dict[str, float] | None:
     if not branches:
         return None
     independent = sum(t.flops_exact for t in branches)
-    cooldown = sum(t.flops_exact * (t.steps - t.config["branch"]["start_step"]) / t.steps for t in branches)
+    cooldown = sum(t.flops_to_run for t in branches)
     branched = sum(t.flops_exact for t in trials if t.role == "trunk") + cooldown
     return {
         "independent": independent,
@@ -332,7 +340,7 @@ def estimated_seconds(trial: PlannedTrial, spec: SweepSpec) -> float:
         if res.gpus_per_worker
         else CPU_FLOPS_PER_CORE * res.cpus_per_worker
     ) * res.workers_per_trial
-    return trial.flops_exact / rate + 3.0  # + start-up
+    return trial.flops_to_run / rate + 3.0  # + start-up
 
 
 def makespan_seconds(trials: list[PlannedTrial], spec: SweepSpec) -> float:

@@ -179,7 +179,7 @@ def plan(
         )
         trials = context.trials
         matched = check_matched(spec, trials)
-        total_flops = sum(t.flops_exact for t in trials)
+        total_flops = sum(t.flops_to_run for t in trials)  # a branch spends only its cooldown
         makespan = makespan_seconds(trials, spec)
         estimate = None
         if cluster is not None:
