@@ -421,11 +421,17 @@ def _block(n: int) -> int:
     return max(16, triton.next_power_of_2(n))
 
 
-def _check_chunk_size(chunk_size: int, op: str) -> None:
+def _check_chunk_size(chunk_size: int) -> None:
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-    if chunk_size & (chunk_size - 1):
-        raise ValueError(f"the Triton {op} needs a power-of-two chunk size, got {chunk_size}")
+
+
+def _value_tile(V: int, value_block: int | None) -> int:
+    if value_block is None:
+        return min(_block(V), 64)
+    if value_block < 16 or value_block & (value_block - 1):
+        raise ValueError(f"value_block must be a power of two of at least 16, got {value_block}")
+    return value_block
 
 
 def _precision(*tensors: torch.Tensor) -> str:
@@ -438,8 +444,8 @@ class _ChunkGatedDeltaRule(torch.autograd.Function):
     def forward(ctx, q, k, v, g, beta, initial_state, chunk, value_block):
         B, T, H, K = q.shape
         V = v.shape[-1]
-        BT, BK = max(16, chunk), _block(K)
-        BV = value_block if value_block is not None else min(_block(V), 64)
+        BT, BK = _block(chunk), _block(K)  # any chunk length gives the same result
+        BV = _value_tile(V, value_block)
         NV = triton.cdiv(V, BV)
         q, k, v, g, beta = (x.contiguous() for x in (q, k, v, g, beta))
         s0 = initial_state.float().contiguous() if initial_state is not None else None
@@ -497,15 +503,11 @@ def chunk_gated_delta_rule(
     value_block: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Chunked gated delta rule in Triton: ``(o_BTHV in v's dtype, final S_BHKV fp32)``, as
-    :func:`kernels.delta.chunk.chunk_gated_delta_rule`. ``chunk_size``: a power of two (below 16 it
-    becomes 16, ``tl.dot``'s smallest tile; exact either way); ``value_block``: value columns per
-    program (power of two, default ``min(V, 64)`` rounded up)."""
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-    if chunk_size & (chunk_size - 1):
-        raise ValueError(
-            f"the Triton chunk_gated_delta_rule needs a power-of-two chunk size, got {chunk_size}"
-        )
+    :func:`kernels.delta.chunk.chunk_gated_delta_rule`. ``chunk_size``: rounded up to a power of two
+    of at least 16 (``tl.arange``, ``tl.dot``'s smallest tile); the result does not depend on it.
+    ``value_block``: value columns per program (a power of two of at least 16; default ``min(V, 64)``
+    rounded up)."""
+    _check_chunk_size(chunk_size)
     return _ChunkGatedDeltaRule.apply(
         q_BTHK, k_BTHK, v_BTHV, g_BTH, beta_BTH, initial_state, chunk_size, value_block
     )
@@ -516,8 +518,8 @@ class _ChunkGeneralizedDeltaRule(torch.autograd.Function):
     def forward(ctx, r, w, k, v, a, b, initial_state, chunk, value_block):
         B, T, H, K = r.shape
         V = v.shape[-1]
-        BT, BK = max(16, chunk), _block(K)
-        BV = value_block if value_block is not None else min(_block(V), 64)
+        BT, BK = _block(chunk), _block(K)  # any chunk length gives the same result
+        BV = _value_tile(V, value_block)
         NV = triton.cdiv(V, BV)
         r, w, k, v, a, b = (x.contiguous() for x in (r, w, k, v, a, b))
         s0 = initial_state.float().contiguous() if initial_state is not None else None
@@ -576,10 +578,10 @@ def chunk_generalized_delta_rule(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Chunked generalised delta rule (RWKV-7) in Triton: ``(o_BTHV in v's dtype, final S_BHKV fp32)``,
     as :func:`kernels.delta.chunk.chunk_generalized_delta_rule`. The pair factors are exact in log space
-    per channel, so any decay strength is safe (no ``chunk_size * max|w|`` limit). ``chunk_size``: a
-    power of two (below 16 it becomes 16; the pair blocks are ``[C, C, K]``, so keep it at 16 on GPUs);
+    per channel, so any decay strength is safe (no ``chunk_size * max|w|`` limit). ``chunk_size``: rounded
+    up to a power of two of at least 16 (the pair blocks are ``[C, C, K]``, so keep it at 16 on GPUs);
     ``value_block``: value columns per program."""
-    _check_chunk_size(chunk_size, "chunk_generalized_delta_rule")
+    _check_chunk_size(chunk_size)
     return _ChunkGeneralizedDeltaRule.apply(
         r_BTHK, w_BTHK, k_BTHK, v_BTHV, a_BTHK, b_BTHK, initial_state, chunk_size, value_block
     )

@@ -198,11 +198,12 @@ def _block(n: int) -> int:
 
 
 def _tile_sizes(K: int, V: int, chunk: int, value_block: int | None) -> tuple[int, int, int, int]:
-    if chunk < 1 or chunk & (chunk - 1):
-        raise ValueError(f"the Triton chunk_gla needs a power-of-two chunk size, got {chunk}")
     BK = _block(K)
+    if value_block is not None and (value_block < 16 or value_block & (value_block - 1)):
+        raise ValueError(f"value_block must be a power of two of at least 16, got {value_block}")
     BV = value_block if value_block is not None else min(_block(V), 64)
-    return max(16, chunk), BK, BV, triton.cdiv(V, BV)
+    # any chunk length gives the same result: round up to a power of two (tl.arange), at least 16 (tl.dot)
+    return _block(chunk), BK, BV, triton.cdiv(V, BV)
 
 
 def _precision(*tensors: torch.Tensor) -> str:
@@ -288,9 +289,10 @@ def chunk_gla(
     :func:`kernels.gla.chunk.chunk_gla`.
 
     Per-head decays use chunks of ``chunk_size`` tokens, per-channel decays ``sub_chunk_size`` (their
-    pair block is ``[C, C, K]``); both must be powers of two (below 16 they become 16, ``tl.dot``'s
-    smallest tile: the result is exact either way). ``value_block``: value columns per program (power of
-    two; default ``min(V, 64)`` rounded up).
+    pair block is ``[C, C, K]``). Other lengths than powers of two of at least 16 (``tl.arange``,
+    ``tl.dot``'s smallest tile) are rounded up to one: the result does not depend on the chunk length.
+    ``value_block``: value columns per program (a power of two of at least 16; default ``min(V, 64)``
+    rounded up).
     """
     if g.ndim not in (3, 4):
         raise ValueError(f"g must be [B, T, H] or [B, T, H, K], got shape {tuple(g.shape)}")

@@ -85,10 +85,17 @@ def test_triton_gated_delta_rule_matches_reference(shape, kwargs, initial):
     _compare(gated_delta_rule_ref, _triton_delta().chunk_gated_delta_rule, inputs, kwargs)
 
 
-def test_triton_gated_delta_rule_rejects_non_power_of_two_chunks():
-    inputs = _gated_inputs(1, 5, 1, 8, 8, False)
-    with pytest.raises(ValueError, match="power-of-two"):
-        _triton_delta().chunk_gated_delta_rule(**inputs, chunk_size=24)
+def test_triton_gated_delta_rule_rounds_other_chunk_lengths_up_and_checks_value_blocks():
+    # a model's chunk_size need not be a power of two: 24 runs as 32, with the same (exact) result
+    delta = _triton_delta()
+    _compare(
+        gated_delta_rule_ref,
+        delta.chunk_gated_delta_rule,
+        _gated_inputs(1, 37, 1, 8, 16, True),
+        {"chunk_size": 24},
+    )
+    with pytest.raises(ValueError, match="value_block"):
+        delta.chunk_gated_delta_rule(**_gated_inputs(1, 5, 1, 8, 8, False), value_block=24)
 
 
 def _rwkv7_inputs(

@@ -93,10 +93,11 @@ def test_triton_gla_per_head_chunk_32_equals_per_channel_with_equal_channels():
     assert rel_rms_error(o_head, o_channel) < 1e-5 and rel_rms_error(s_head, s_channel) < 1e-5
 
 
-def test_triton_gla_rejects_non_power_of_two_chunks():
-    inputs = _inputs("head", 1, 5, 1, 8, 8, False)
-    with pytest.raises(ValueError, match="power-of-two"):
-        _triton_gla()(**inputs, chunk_size=24)
+def test_triton_gla_rounds_other_chunk_lengths_up_and_checks_value_blocks():
+    # a model's chunk_size need not be a power of two: 24 runs as 32, with the same (exact) result
+    _compare(_inputs("head", 1, 37, 1, 8, 16, True, seed=4), {"chunk_size": 24})
+    with pytest.raises(ValueError, match="value_block"):
+        _triton_gla()(**_inputs("head", 1, 5, 1, 8, 8, False), value_block=24)
 
 
 @pytest.mark.skipif(not CUDA, reason="bf16 tl.dot is wrong under the Triton interpreter: GPU only")
