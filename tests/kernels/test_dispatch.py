@@ -5,9 +5,11 @@ a forced backend cannot run. Runs without a GPU: CUDA-only situations are exerci
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -125,3 +127,32 @@ def test_models_route_their_mixers_through_the_dispatcher(monkeypatch):
         model = models.build(name, size="10k", vocab_size=32)
         model(torch.randint(0, 32, (1, 5)))
         assert (op, "cpu") in calls, f"{name} did not ask the dispatcher for {op}"
+
+
+BENCH = str(Path(__file__).resolve().parents[2] / "bench" / "kernels.py")
+
+
+@pytest.mark.skipif(CUDA, reason="checks the no-GPU behaviour")
+def test_kernel_benchmark_without_a_gpu_says_so_and_exits_0():
+    out = subprocess.run([sys.executable, BENCH], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "no GPU" in out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"gpu": None, "skipped": "no GPU"}
+
+
+@pytest.mark.skipif(not TRITON_INSTALLED, reason="triton is not installed (the optional kernels extra)")
+def test_kernel_benchmark_cpu_smoke_runs_the_scans_under_the_interpreter(tmp_path):
+    command = [sys.executable, BENCH, "--cpu-smoke", "--ops", "linear_scan", "selective_scan"]
+    out = subprocess.run(
+        [*command, "--backends", "triton", "torch", "--out-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, env={k: v for k, v in os.environ.items() if k != "CEILING_KERNELS"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert list(summary)[0] == "scan_hbm_fraction_min"  # ratios first
+    assert summary["rows"] == 4 and summary["errors"] == 0
+    saved = json.loads((tmp_path / "kernels-cpu-interpreter.json").read_text())
+    assert {(r["op"], r["backend"]) for r in saved["rows"]} == {
+        (op, backend) for op in ("linear_scan", "selective_scan") for backend in ("triton", "torch")
+    }
+    assert (tmp_path / "kernels-cpu-interpreter.md").read_text().startswith("# Kernel benchmark")
