@@ -3,6 +3,10 @@
 ``fft_causal_conv``: zero-pad input and kernel to ``2T`` (so the circular convolution of length ``2T``
 equals the linear one on the first ``T`` outputs), ``y = irfft(rfft(u) * rfft(k))[:T]``, in fp32 even
 under autocast (bf16 FFTs lose the small taps). ``O(T log T)`` per channel instead of ``O(T^2)``.
+Its own backward (the correlations ``du = irfft(rfft(dy) conj(rfft(k)))[:T]``,
+``dk = irfft(sum_b rfft(dy) conj(rfft(u)))[:T]``, from the spectra the forward keeps) takes 1 FFT and 2
+inverse FFTs where autograd through the FFT ops takes more transforms, pads and copies, and sums ``dk``
+over the batch in the frequency domain (one inverse FFT per channel, not per sequence).
 Short sequences (``DIRECT_MAX_LEN``) take the direct Toeplitz matmul: cheaper there, and exactly causal.
 
 ``s4d_kernel``: ``K_l = 2 Re(sum_m W_m Z_m^l)``. Writing ``l = q b + r`` (``b ~ sqrt(T)``),
@@ -53,12 +57,32 @@ def fft_causal_conv(
         raise ValueError(f"method must be 'auto', 'fft' or 'direct', got {method!r}")
     if method == "direct" or (method == "auto" and T <= DIRECT_MAX_LEN):
         return direct_causal_conv(u_BTH, k_HT), None
-    n = 2 * T
     with torch.autocast(u_BTH.device.type, enabled=False):
-        u_f = torch.fft.rfft(u_BTH.float().transpose(1, 2), n=n)  # [B, H, T + 1]
-        k_f = torch.fft.rfft(k_HT[:, :T].float(), n=n)  # [H, T + 1]
-        y_BHT = torch.fft.irfft(u_f * k_f, n=n)[..., :T]
-    return y_BHT.transpose(1, 2), None
+        return _FFTConv.apply(u_BTH.float(), k_HT[:, :T].float()), None
+
+
+class _FFTConv(torch.autograd.Function):
+    """``y_BTH = irfft(rfft(u) rfft(k))[:T]`` (FFT length ``2T``) with the correlations as its backward."""
+
+    @staticmethod
+    def forward(ctx, u_BTH: torch.Tensor, k_HT: torch.Tensor) -> torch.Tensor:
+        T = u_BTH.shape[1]
+        u_f = torch.fft.rfft(u_BTH.transpose(1, 2), n=2 * T)  # [B, H, T + 1]
+        k_f = torch.fft.rfft(k_HT, n=2 * T)  # [H, T + 1]
+        ctx.save_for_backward(u_f, k_f)
+        return torch.fft.irfft(u_f * k_f, n=2 * T)[..., :T].transpose(1, 2)
+
+    @staticmethod
+    def backward(ctx, dy_BTH: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        u_f, k_f = ctx.saved_tensors
+        T = dy_BTH.shape[1]
+        with torch.autocast(dy_BTH.device.type, enabled=False):
+            # y_t = sum_j k_j u_{t-j}: du_s = sum_t dy_t k_{t-s}, dk_j = sum_t dy_t u_{t-j} (correlations;
+            # the zero padding to 2T keeps the circular wrap-around out of the first T lags)
+            dy_f = torch.fft.rfft(dy_BTH.float().transpose(1, 2), n=2 * T)  # [B, H, T + 1]
+            du_BHT = torch.fft.irfft(dy_f * k_f.conj(), n=2 * T)[..., :T]
+            dk_HT = torch.fft.irfft((dy_f * u_f.conj()).sum(0), n=2 * T)[..., :T]
+        return du_BHT.transpose(1, 2), dk_HT
 
 
 def vandermonde_factors(dtA_HM: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
