@@ -240,8 +240,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     peak = _peak_hbm(gpu_name, args.peak_gbps) if device.type == "cuda" else None
     rows: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
+    started = time.monotonic()
     for case in _cases(args.batch, args.heads, args.lengths, args.head_dims):
         if args.ops and case.op not in args.ops:
+            continue
+        if args.budget_s and time.monotonic() - started > args.budget_s:  # a wall-clock cap for scripted runs
+            skipped[f"{case.op} {case.variant} T={case.seq_len} D={case.head_dim}"] = "over --budget-s"
             continue
         torch.manual_seed(0)
         inputs = case.make(device, dtype)
@@ -375,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--peak-gbps", type=float, default=None, help="peak HBM GB/s (default: by GPU name)")
     parser.add_argument("--quick", action="store_true", help="T = 2048 and head dim 64 only")
+    parser.add_argument(
+        "--budget-s", type=float, default=None, help="start no new case after this many seconds"
+    )
     parser.add_argument("--cpu-smoke", action="store_true", help="no GPU: tiny shapes, Triton interpreter")
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args(argv)
