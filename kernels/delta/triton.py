@@ -27,6 +27,11 @@ import triton.language as tl
 
 __all__ = ["chunk_gated_delta_rule", "chunk_generalized_delta_rule"]
 
+# The generalised rule's pair factors are computed per channel as [C, C, K] register blocks: beyond 16
+# tokens per chunk they would spill (e.g. 32 x 32 x 64 fp32 = 256 KiB per program), so larger chunk sizes
+# run as 16 (the result does not depend on the chunk length).
+PAIR_CHUNK_MAX = 16
+
 
 @triton.jit
 def _load_chunk(ptr, base, t0, T, stride_t, offs_t, offs_c, n_c):
@@ -518,7 +523,8 @@ class _ChunkGeneralizedDeltaRule(torch.autograd.Function):
     def forward(ctx, r, w, k, v, a, b, initial_state, chunk, value_block):
         B, T, H, K = r.shape
         V = v.shape[-1]
-        BT, BK = _block(chunk), _block(K)  # any chunk length gives the same result
+        # any chunk length gives the same result; the [C, C, K] pair blocks live in registers, so C <= 16
+        BT, BK = min(_block(chunk), PAIR_CHUNK_MAX), _block(K)
         BV = _value_tile(V, value_block)
         NV = triton.cdiv(V, BV)
         r, w, k, v, a, b = (x.contiguous() for x in (r, w, k, v, a, b))
@@ -579,8 +585,8 @@ def chunk_generalized_delta_rule(
     """Chunked generalised delta rule (RWKV-7) in Triton: ``(o_BTHV in v's dtype, final S_BHKV fp32)``,
     as :func:`kernels.delta.chunk.chunk_generalized_delta_rule`. The pair factors are exact in log space
     per channel, so any decay strength is safe (no ``chunk_size * max|w|`` limit). ``chunk_size``: rounded
-    up to a power of two of at least 16 (the pair blocks are ``[C, C, K]``, so keep it at 16 on GPUs);
-    ``value_block``: value columns per program."""
+    up to a power of two of at least 16 and capped at ``PAIR_CHUNK_MAX`` (16): the pair blocks are
+    ``[C, C, K]`` in registers; ``value_block``: value columns per program."""
     _check_chunk_size(chunk_size)
     return _ChunkGeneralizedDeltaRule.apply(
         r_BTHK, w_BTHK, k_BTHK, v_BTHV, a_BTHK, b_BTHK, initial_state, chunk_size, value_block

@@ -26,6 +26,7 @@ pytest.importorskip("triton", reason="triton is not installed (the optional kern
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_kernels_against_reference import _run, rel_rms_error  # noqa: E402
+from test_triton_gla import _backends_agree  # noqa: E402
 
 from kernels.delta import (  # noqa: E402
     gated_delta_rule_ref,
@@ -120,7 +121,7 @@ def _rwkv7_inputs(
         # log decays down to -20 per token: beyond chunk.py's split-factor range, exact here
         ((1, 40, 1, 16), {"w_scale": 33.0}, {"chunk_size": 32}),
     ],
-    ids=["T37", "T5_split_values", "T40_C32_strong_decay"],
+    ids=["T37", "T5_split_values", "T40_C32_as_16_strong_decay"],
 )
 @pytest.mark.parametrize("initial", [True, False], ids=["s0", "no_s0"])
 def test_triton_generalized_delta_rule_matches_reference(shape, extra, kwargs, initial):
@@ -207,3 +208,31 @@ def test_in_a_fresh_process():
         timeout=900,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("arch", ["gated_deltanet", "rwkv7"])
+def test_dispatcher_routes_models_through_the_triton_kernels(arch, monkeypatch):
+    delta = _triton_delta()
+    torch.manual_seed(0)
+    common = {"vocab_size": 50, "d_model": 32, "n_layers": 1, "seq_len": 37}
+    if arch == "gated_deltanet":
+        from models.gated_deltanet import GatedDeltaNetConfig, build_gated_deltanet
+
+        config = GatedDeltaNetConfig(**common, n_heads=2, head_dim=8, head_v_dim=16, ffn_hidden=64)
+        model, op, expected = (
+            build_gated_deltanet(config),
+            "chunk_gated_delta_rule",
+            delta.chunk_gated_delta_rule,
+        )
+    else:
+        from models.rwkv7 import RWKV7Config, build_rwkv7
+
+        config = RWKV7Config(
+            **common, head_dim=16, ffn_hidden=64, decay_lora=8, iclr_lora=8, value_lora=8, gate_lora=8
+        )
+        model, op, expected = (
+            build_rwkv7(config),
+            "chunk_generalized_delta_rule",
+            delta.chunk_generalized_delta_rule,
+        )
+    _backends_agree(model, 50, monkeypatch, op, expected)
