@@ -84,6 +84,13 @@ def test_triton_gla_odd_short_and_split_values(kind):
     _compare(_inputs(kind, 1, 5, 1, 8, 24, True, seed=3), {"chunk_size": 8, "value_block": 16})
 
 
+def test_triton_gla_per_head_decay_with_bonus():
+    # the bonus with one decay per head (not a model's combination, but the op allows it)
+    inputs = _inputs("bonus", 2, 37, 2, 16, 16, True, seed=2)
+    inputs["g"] = inputs["g"].detach()[..., 0].clone().requires_grad_(True)
+    _compare(inputs, {"chunk_size": 16})
+
+
 def test_triton_gla_per_head_chunk_32_equals_per_channel_with_equal_channels():
     inputs = _inputs("head", 1, 40, 1, 8, 16, True, seed=5)
     chunk_gla = _triton_gla()
