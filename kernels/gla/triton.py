@@ -2,8 +2,9 @@
 tensors, or on CPU under the Triton interpreter (``TRITON_INTERPRET=1``, set before this module is
 imported). Imported lazily by ``kernels.dispatch``: nothing else imports triton.
 
-One program per (value block, batch x head) walks the chunks in order with its ``[K, BV]`` fp32 state in
-registers (read the state, add the intra-chunk pairs, carry). Within a chunk, with ``L`` the cumulative log
+One program per (value block, key block, batch x head) walks the chunks in order with its ``[BK, BV]`` fp32
+block of the state in registers (read the state, add the intra-chunk pairs, carry); every sum over key
+channels is linear, so the key blocks' partial outputs are added afterwards. Within a chunk, with ``L`` the cumulative log
 decay from the chunk start and ``Lq`` the decay the query sees (``L``, or ``L - g`` with the RWKV-6 bonus)::
 
     o_i = (q_i * exp(Lq_i)) S + sum_{j <= i} [sum_k q_ik k_jk exp(Lq_ik - L_jk)] v_j
@@ -71,15 +72,16 @@ def _pair_scores(a, b, La, Lb, causal, PER_CHANNEL: tl.constexpr, PRECISION: tl.
 @triton.jit
 def _gla_fwd_kernel(
     q_ptr, k_ptr, v_ptr, g_ptr, u_ptr, s0_ptr, o_ptr, sT_ptr,
-    T, H, K, V,
+    B, T, H, K, V,
     BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
     PER_CHANNEL: tl.constexpr, EXCLUSIVE: tl.constexpr, HAS_S0: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
-    i_v, i_bh = tl.program_id(0), tl.program_id(1)
+    i_v, i_k, i_bh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_h = (i_bh // H).to(tl.int64), i_bh % H
-    offs_t, offs_k = tl.arange(0, BT), tl.arange(0, BK)
+    offs_t, offs_k = tl.arange(0, BT), i_k * BK + tl.arange(0, BK)
     offs_v = i_v * BV + tl.arange(0, BV)
     base_k, base_v = (i_b * T * H + i_h) * K, (i_b * T * H + i_h) * V
+    part_v = i_k.to(tl.int64) * B * T * H * V + base_v
     s_offs = (i_bh * K + offs_k[:, None]).to(tl.int64) * V + offs_v[None, :]
     s_mask = (offs_k[:, None] < K) & (offs_v[None, :] < V)
     if HAS_S0:
@@ -103,7 +105,7 @@ def _gla_fwd_kernel(
             o += tl.sum(q * u[None, :] * k, axis=1)[:, None] * v
         t = t0 + offs_t
         o_mask = (t[:, None] < T) & (offs_v[None, :] < V)
-        tl.store(o_ptr + base_v + t[:, None] * H * V + offs_v[None, :], o, mask=o_mask)
+        tl.store(o_ptr + part_v + t[:, None] * H * V + offs_v[None, :], o, mask=o_mask)
         k_to_end = k * tl.exp(L_last[None, :] - L)
         S = S * tl.exp(L_last)[:, None] + tl.dot(tl.trans(k_to_end), v, input_precision=PRECISION)
     tl.store(sT_ptr + s_offs, S, mask=s_mask)
@@ -116,14 +118,15 @@ def _gla_bwd_kernel(
     BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
     PER_CHANNEL: tl.constexpr, EXCLUSIVE: tl.constexpr, HAS_S0: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
-    """``dq``, ``dk`` (state parts, one partial sum per value block: ``[NV, B, T, H, K]``), ``dv`` and the
-    initial-state gradient ``ds0``."""
-    i_v, i_bh = tl.program_id(0), tl.program_id(1)
+    """``dq``, ``dk`` (state parts, one partial sum per value block: ``[NV, B, T, H, K]``), ``dv`` (one
+    partial sum per key block: ``[NK, B, T, H, V]``) and the initial-state gradient ``ds0``."""
+    i_v, i_k, i_bh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_h = (i_bh // H).to(tl.int64), i_bh % H
-    offs_t, offs_k = tl.arange(0, BT), tl.arange(0, BK)
+    offs_t, offs_k = tl.arange(0, BT), i_k * BK + tl.arange(0, BK)
     offs_v = i_v * BV + tl.arange(0, BV)
     base_k, base_v = (i_b * T * H + i_h) * K, (i_b * T * H + i_h) * V
     base_part = i_v.to(tl.int64) * B * T * H * K + base_k
+    part_v = i_k.to(tl.int64) * B * T * H * V + base_v
     s_offs = (i_bh * K + offs_k[:, None]).to(tl.int64) * V + offs_v[None, :]
     s_mask = (offs_k[:, None] < K) & (offs_v[None, :] < V)
     if EXCLUSIVE:
@@ -186,7 +189,7 @@ def _gla_bwd_kernel(
         k_mask = (t[:, None] < T) & (offs_k[None, :] < K)
         v_mask = (t[:, None] < T) & (offs_v[None, :] < V)
         tl.store(dk_ptr + base_part + t[:, None] * H * K + offs_k[None, :], dk, mask=k_mask)
-        tl.store(dv_ptr + base_v + t[:, None] * H * V + offs_v[None, :], dv, mask=v_mask)
+        tl.store(dv_ptr + part_v + t[:, None] * H * V + offs_v[None, :], dv, mask=v_mask)
         dS = dS * tl.exp(L_last)[:, None] + tl.dot(tl.trans(q * tl.exp(Lq)), do, input_precision=PRECISION)
     if HAS_S0:
         tl.store(ds0_ptr + s_offs, dS, mask=s_mask)
@@ -197,13 +200,18 @@ def _block(n: int) -> int:
     return max(16, triton.next_power_of_2(n))
 
 
-def _tile_sizes(K: int, V: int, chunk: int, value_block: int | None) -> tuple[int, int, int, int]:
-    BK = _block(K)
-    if value_block is not None and (value_block < 16 or value_block & (value_block - 1)):
-        raise ValueError(f"value_block must be a power of two of at least 16, got {value_block}")
+def _tile_sizes(
+    K: int, V: int, chunk: int, key_block: int | None, value_block: int | None
+) -> tuple[int, int, int, int, int]:
+    """``(BT, BK, BV, NK, NV)``: key and value blocks of at most 64 by default (programs split the state
+    ``[K, V]`` into blocks; the per-channel pair block is ``[BT, BT, BK]``)."""
+    for name, block in (("key_block", key_block), ("value_block", value_block)):
+        if block is not None and (block < 16 or block & (block - 1)):
+            raise ValueError(f"{name} must be a power of two of at least 16, got {block}")
+    BK = key_block if key_block is not None else min(_block(K), 64)
     BV = value_block if value_block is not None else min(_block(V), 64)
     # any chunk length gives the same result: round up to a power of two (tl.arange), at least 16 (tl.dot)
-    return _block(chunk), BK, BV, triton.cdiv(V, BV)
+    return _block(chunk), BK, BV, triton.cdiv(K, BK), triton.cdiv(V, BV)
 
 
 def _precision(*tensors: torch.Tensor) -> str:
@@ -213,29 +221,30 @@ def _precision(*tensors: torch.Tensor) -> str:
 
 class _ChunkGLA(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, g, u, initial_state, chunk, value_block):
+    def forward(ctx, q, k, v, g, u, initial_state, chunk, key_block, value_block):
         B, T, H, K = q.shape
         V = v.shape[-1]
-        BT, BK, BV, NV = _tile_sizes(K, V, chunk, value_block)
+        BT, BK, BV, NK, NV = _tile_sizes(K, V, chunk, key_block, value_block)
         q, k, v, g = (x.contiguous() for x in (q, k, v, g))
         s0 = initial_state.contiguous() if initial_state is not None else None
-        o = torch.empty(B, T, H, V, device=q.device, dtype=v.dtype)
+        # one partial output per key block (written directly when there is one)
+        o = torch.empty(NK, B, T, H, V, device=q.device, dtype=v.dtype if NK == 1 else torch.float32)
         sT = torch.empty(B, H, K, V, device=q.device, dtype=torch.float32)
         per_channel, exclusive = g.ndim == 4, u is not None
         precision = _precision(q, k, v)
-        _gla_fwd_kernel[(NV, B * H)](
+        _gla_fwd_kernel[(NV, NK, B * H)](
             q, k, v, g, u.contiguous() if exclusive else q, s0 if s0 is not None else q, o, sT,
-            T, H, K, V, BT=BT, BK=BK, BV=BV,
+            B, T, H, K, V, BT=BT, BK=BK, BV=BV,
             PER_CHANNEL=per_channel, EXCLUSIVE=exclusive, HAS_S0=s0 is not None, PRECISION=precision,
         )  # fmt: skip
         ctx.save_for_backward(q, k, v, g, u, s0, sT)
-        ctx.tiles = (BT, BK, BV, NV, precision)
-        return o, sT
+        ctx.tiles = (BT, BK, BV, NK, NV, precision)
+        return (o[0] if NK == 1 else o.sum(0).to(v.dtype)), sT
 
     @staticmethod
     def backward(ctx, do, dsT):
         q, k, v, g, u, s0, sT = ctx.saved_tensors
-        BT, BK, BV, NV, precision = ctx.tiles
+        BT, BK, BV, NK, NV, precision = ctx.tiles
         B, T, H, K = q.shape
         V = v.shape[-1]
         per_channel, exclusive = g.ndim == 4, u is not None
@@ -243,15 +252,15 @@ class _ChunkGLA(torch.autograd.Function):
         dsT = dsT.float().contiguous() if dsT is not None else torch.zeros_like(sT)
         dq_parts = torch.empty(NV, B, T, H, K, device=q.device, dtype=torch.float32)
         dk_parts = torch.empty_like(dq_parts)
-        dv = torch.empty(B, T, H, V, device=q.device, dtype=torch.float32)
+        dv_parts = torch.empty(NK, B, T, H, V, device=q.device, dtype=torch.float32)
         ds0 = torch.empty(B, H, K, V, device=q.device, dtype=torch.float32) if s0 is not None else None
-        _gla_bwd_kernel[(NV, B * H)](
-            q, k, v, g, s0 if s0 is not None else q, do, dsT, dq_parts, dk_parts, dv,
-            ds0 if ds0 is not None else dv,
+        _gla_bwd_kernel[(NV, NK, B * H)](
+            q, k, v, g, s0 if s0 is not None else q, do, dsT, dq_parts, dk_parts, dv_parts,
+            ds0 if ds0 is not None else dv_parts,
             B, T, H, K, V, BT=BT, BK=BK, BV=BV,
             PER_CHANNEL=per_channel, EXCLUSIVE=exclusive, HAS_S0=s0 is not None, PRECISION=precision,
         )  # fmt: skip
-        dq, dk = dq_parts.sum(0), dk_parts.sum(0)
+        dq, dk, dv = dq_parts.sum(0), dk_parts.sum(0), dv_parts.sum(0)
         qf, kf = q.float(), k.float()
         dLq, dL = qf * dq, -kf * dk
         dg = (dLq + dL).flip(1).cumsum(1).flip(1)
@@ -270,7 +279,7 @@ class _ChunkGLA(torch.autograd.Function):
             du = (qf * kf * do_v).sum((0, 1)).to(u.dtype)
         return (
             dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), dg.to(g.dtype), du,
-            ds0.to(s0.dtype) if ds0 is not None else None, None, None,
+            ds0.to(s0.dtype) if ds0 is not None else None, None, None, None,
         )  # fmt: skip
 
 
@@ -283,6 +292,7 @@ def chunk_gla(
     initial_state: torch.Tensor | None = None,
     chunk_size: int = 64,
     sub_chunk_size: int = 16,
+    key_block: int | None = None,
     value_block: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Chunked gated linear attention in Triton: ``(o_BTHV in v's dtype, final S_BHKV fp32)``, as
@@ -291,8 +301,9 @@ def chunk_gla(
     Per-head decays use chunks of ``chunk_size`` tokens, per-channel decays ``sub_chunk_size`` (their
     pair block is ``[C, C, K]``). Other lengths than powers of two of at least 16 (``tl.arange``,
     ``tl.dot``'s smallest tile) are rounded up to one: the result does not depend on the chunk length.
-    ``value_block``: value columns per program (a power of two of at least 16; default ``min(V, 64)``
-    rounded up).
+    ``key_block``, ``value_block``: state rows and columns per program (powers of two of at least 16;
+    default ``min(K, 64)`` and ``min(V, 64)`` rounded up; outputs and gradients that sum over the other
+    dimension are summed over programs afterwards).
     """
     if g.ndim not in (3, 4):
         raise ValueError(f"g must be [B, T, H] or [B, T, H, K], got shape {tuple(g.shape)}")
@@ -300,4 +311,4 @@ def chunk_gla(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     chunk = sub_chunk_size if g.ndim == 4 else chunk_size
-    return _ChunkGLA.apply(q_BTHK, k_BTHK, v_BTHV, g, u_HK, initial_state, chunk, value_block)
+    return _ChunkGLA.apply(q_BTHK, k_BTHK, v_BTHV, g, u_HK, initial_state, chunk, key_block, value_block)

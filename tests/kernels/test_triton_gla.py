@@ -84,6 +84,13 @@ def test_triton_gla_odd_short_and_split_values(kind):
     _compare(_inputs(kind, 1, 5, 1, 8, 24, True, seed=3), {"chunk_size": 8, "value_block": 16})
 
 
+@pytest.mark.parametrize("kind", ["head", "channel_strong", "bonus"])
+def test_triton_gla_split_keys_and_values(kind):
+    # K = 40 over three key blocks (the last one partly padding), V = 32 over two value blocks
+    inputs = _inputs(kind, 1, 21, 2, 40, 32, True, seed=6)
+    _compare(inputs, {"chunk_size": 16, "key_block": 16, "value_block": 16})
+
+
 def test_triton_gla_per_head_decay_with_bonus():
     # the bonus with one decay per head (not a model's combination, but the op allows it)
     inputs = _inputs("bonus", 2, 37, 2, 16, 16, True, seed=2)
@@ -105,6 +112,8 @@ def test_triton_gla_rounds_other_chunk_lengths_up_and_checks_value_blocks():
     _compare(_inputs("head", 1, 37, 1, 8, 16, True, seed=4), {"chunk_size": 24})
     with pytest.raises(ValueError, match="value_block"):
         _triton_gla()(**_inputs("head", 1, 5, 1, 8, 8, False), value_block=24)
+    with pytest.raises(ValueError, match="key_block"):
+        _triton_gla()(**_inputs("head", 1, 5, 1, 8, 8, False), key_block=8)
 
 
 @pytest.mark.skipif(not CUDA, reason="bf16 tl.dot is wrong under the Triton interpreter: GPU only")
