@@ -7,7 +7,8 @@
   blocked if the trunk ended failed or diverged.
 - a trial whose lr is ``tuned`` is ready once its (architecture, size) has a tuning choice, which is
   made here as soon as the tuning trials it needs have finished: its own size's (a search), or every
-  tuned size of its architecture (a fitted rule). ``overrides`` then carries the chosen lr (and beta2).
+  tuned size of its architecture (a fitted rule, its value kept inside the searched lr grid).
+  ``overrides`` then carries the chosen lr (and beta2).
 Imports only the store, so it is tested without Ray.
 """
 
@@ -81,7 +82,10 @@ class Dependencies:
         if trial.size_target not in sizes:  # a larger size: extrapolate the rule fitted on the tuned ones
             params = {s: float(sizes[s][0].params_non_embedding) for s in needed}
             rule = fit_lr_rule([(params[s], best[s]["lr"]) for s in needed])
-            lr = rule_lr(rule, float(trial.params_non_embedding))
+            unclipped = rule_lr(rule, float(trial.params_non_embedding))
+            # Two or three noisy optima can give a steep slope: never leave the searched grid.
+            grid = [candidate(t)["lr"] for s in needed for t in sizes[s]]
+            lr = min(max(unclipped, min(grid)), max(grid))
             largest = best[needed[-1]]
             details = {
                 "candidates": [],
@@ -92,6 +96,8 @@ class Dependencies:
                         {"label": size_label(s), "params": params[s], "lr": best[s]["lr"]} for s in needed
                     ],
                     "params": float(trial.params_non_embedding),
+                    "unclipped_lr": unclipped,
+                    "clipped_to_grid": lr != unclipped,
                 },
             }
             chosen = {"lr": lr, **({"beta2": largest["beta2"]} if "beta2" in largest else {})}

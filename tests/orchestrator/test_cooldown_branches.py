@@ -14,8 +14,6 @@ from orchestrator.cli import app
 from orchestrator.store import Store
 from orchestrator.store.law_inputs import law_runs
 
-pytestmark = pytest.mark.slow
-
 # 16- and 32-step budgets of 2048 tokens; cooldown 25% (4 and 8 steps) -> branches start at 12 and 24.
 BASE = {
     "architectures": ["transformer"],
@@ -29,6 +27,51 @@ BASE = {
 }
 
 
+def _spec(name: str, tokens: list[int], **training) -> dict:
+    return {**BASE, "name": name, "budgets": {"tokens": tokens}, "training": {**BASE["training"], **training}}
+
+
+def test_plan_has_one_trunk_per_size_and_seed_and_a_branch_per_budget():
+    from orchestrator.planning import flops_saved, plan_trials
+    from orchestrator.spec import parse_spec
+
+    spec = parse_spec({**_spec("plan", [32768, 65536], branches=True, warmup_frac=0.125), "seeds": 2})
+    trials = plan_trials(spec, 256)
+    trunks = [t for t in trials if t.role == "trunk"]
+    branches = [t for t in trials if t.role == "branch"]
+    assert [t.role for t in trials[:2]] == ["trunk", "trunk"] and len(branches) == 4
+    for trunk in trunks:
+        assert trunk.steps == 24 and trunk.config["branch_starts"] == [12, 24]
+        assert trunk.config["training"]["cooldown_steps"] == 0  # constant after warmup
+        mine = [b for b in branches if b.parent_id == trunk.id]
+        assert {b.seed for b in mine} == {trunk.seed} and [b.steps for b in mine] == [16, 32]
+        assert [b.config["branch"]["start_step"] for b in mine] == [12, 24]
+        # The same warmup for the trunk and every branch: warmup_frac of the smallest budget.
+        assert {t.config["training"]["warmup_steps"] for t in [trunk, *mine]} == {2}
+    saved = flops_saved(trials)
+    # Independent: 16 + 32 steps per seed; branched: a 24-step trunk + 4 + 8 cooldown steps.
+    assert saved["ratio"] == pytest.approx(48 / 36)
+    assert [t.id for t in plan_trials(spec, 256)] == [t.id for t in trials]  # stable ids
+
+
+def test_plan_prints_the_flops_saved(tmp_path: Path):
+    path = tmp_path / "b.yaml"
+    path.write_text(yaml.safe_dump(_spec("b", [32768, 65536], branches=True)))
+    result = CliRunner().invoke(app, ["plan", str(path)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "cooldown branches:" in text and "(1.33x less)" in text
+    as_json = CliRunner().invoke(app, ["plan", str(path), "--json"])
+    assert json.loads(as_json.stdout)["flops_saved"]["ratio"] == pytest.approx(48 / 36)
+
+
+def test_branches_need_a_wsd_schedule():
+    from orchestrator.spec import SpecError, parse_spec
+
+    with pytest.raises(SpecError, match="training.branches needs training.schedule: wsd"):
+        parse_spec(_spec("c", [32768], branches=True, schedule="cosine"))
+
+
 def _sweep(tmp_path: Path, workdir: Path, name: str, tokens: list[int], **training) -> dict:
     spec = {**BASE, "name": name, "budgets": {"tokens": tokens}}
     spec["training"] = {**BASE["training"], **training}
@@ -39,6 +82,7 @@ def _sweep(tmp_path: Path, workdir: Path, name: str, tokens: list[int], **traini
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_branch_matches_an_independent_run_of_the_same_budget(ray_runtime, tmp_path: Path):
     workdir = tmp_path / "work"
     # Branched: warmup is 12.5% of the smallest budget (2 steps) for the trunk and both branches.
@@ -73,3 +117,80 @@ def test_branch_matches_an_independent_run_of_the_same_budget(ray_runtime, tmp_p
     assert sorted(runs.columns["run_id"]) == sorted(b.id for b in branches)
     assert [e["trial"] for e in runs.excluded] == [trunk.id]
     assert "trunk" in runs.excluded[0]["reason"]
+
+
+CRASH = {
+    "architectures": ["transformer"],
+    "sizes": ["30k"],
+    "data": {"seq_len": 64, "val_tokens": 4096},
+    "training": {
+        "batch_tokens": 1024, "precision": "fp32", "lr": 3e-3, "cooldown_frac": 0.25,
+        "eval_interval": 40, "log_interval": 5, "checkpoint_interval": 10,
+    },
+    "resources": {"workers_per_trial": 1, "cpus_per_worker": 1, "max_concurrent_trials": 1, "retries": 2},
+}
+
+
+def _context(workdir: Path, name: str, tokens: list[int], **training):
+    from rich.console import Console
+
+    from orchestrator.scheduling.runner import prepare_sweep
+    from orchestrator.spec import parse_spec
+
+    spec = {**CRASH, "name": name, "budgets": {"tokens": tokens}, "training": {**CRASH["training"], **training}}
+    console = Console(stderr=True, quiet=True)
+    context = prepare_sweep(
+        parse_spec(spec), workdir=workdir, db_url=f"sqlite:///{workdir / 'c.db'}", tracking_uri=None,
+        console=console,
+    )
+    return context, console
+
+
+@pytest.mark.slow
+def test_killed_trunk_and_branch_resume_from_their_checkpoints(ray_runtime, tmp_path: Path):
+    import os
+    import signal
+    import threading
+    import time
+
+    from orchestrator.scheduling.runner import run_sweep
+
+    # Budgets of 96 and 160 steps: cooldowns of 24 and 40 steps start at 72 and 120; the trunk runs 120.
+    context, console = _context(tmp_path / "crash", "crash", [96 * 1024, 160 * 1024], branches=True,
+                                warmup_frac=0.05)
+    outcome: dict = {}
+    runner = threading.Thread(target=lambda: outcome.update(run_sweep(context, address=None, console=console)))
+    runner.start()
+    # Kill the trunk's worker past its branch point at 72 (rolling checkpoint at 80), then the long
+    # branch's worker past its own first checkpoint (130): each must resume from its own checkpoint.
+    targets = [("trunk", 85), ("branch", 135)]
+    killed: dict[str, int] = {}
+    deadline = time.time() + 300
+    while targets and time.time() < deadline and runner.is_alive():
+        role, at_step = targets[0]
+        for trial in context.store.trials("crash"):
+            if trial.role == role and trial.status == "running" and trial.steps_done >= at_step and trial.worker:
+                if role == "branch" and trial.steps_total != 160:
+                    continue
+                pid = int(trial.worker.rsplit(":", 1)[1])
+                os.kill(pid, signal.SIGKILL)
+                killed[trial.id] = pid
+                targets.pop(0)
+                break
+        time.sleep(0.1)
+    runner.join(timeout=600)
+    assert not targets, f"could not kill {targets} in time (killed {killed})"
+    assert outcome["outcomes"] == {"done": 3} and outcome["retries"] == 2
+
+    trials = {(t.role, t.steps_total): t for t in context.store.trials("crash")}
+    trunk, long_branch = trials[("trunk", 120)], trials[("branch", 160)]
+    assert trunk.attempts == 2 and trunk.final_metrics["resumed_from_step"] >= 80
+    assert long_branch.attempts == 2 and long_branch.final_metrics["resumed_from_step"] >= 130
+    assert trials[("branch", 96)].final_metrics["resumed_from_step"] == 72
+
+    # Still the same computation as an independent 160-step run (5 warmup steps, 40 cooldown).
+    reference, _ = _context(tmp_path / "reference", "reference", [160 * 1024], warmup_frac=5 / 160)
+    run_sweep(reference, address=None, console=console)
+    (alone,) = reference.store.trials("reference")
+    assert alone.config["training"]["warmup_steps"] == trunk.config["training"]["warmup_steps"] == 5
+    assert long_branch.final_val_loss == pytest.approx(alone.final_val_loss, rel=1e-3)

@@ -94,7 +94,7 @@ def _store_with_tuning(tmp_path: Path, losses: dict[tuple[float, float], float |
 
 
 def test_search_choice_and_rule_extrapolation_are_stored(tmp_path: Path):
-    losses = {(20e3, 1e-3): 3.0, (20e3, 1e-2): 2.0, (40e3, 1e-3): 2.5, (40e3, 1e-2): None}
+    losses = {(20e3, 1e-3): 3.0, (20e3, 1e-2): 2.0, (40e3, 1e-3): 2.5, (40e3, 1e-2): None, (40e3, 1e-4): 2.6}
     store, by_id = _store_with_tuning(tmp_path, losses)
     deps = Dependencies(store, "tuned")
     assert deps.check(by_id["m20000"], by_id) == ("ready", {"lr": 1e-2})
@@ -106,9 +106,21 @@ def test_search_choice_and_rule_extrapolation_are_stored(tmp_path: Path):
     assert {k: (r["method"], r["lr"]) for k, r in results.items()} == {
         "20k": ("search", 1e-2), "40k": ("search", 1e-3), "80k": ("rule", pytest.approx(1e-4)),
     }
-    assert results["40k"]["details"]["candidates"][1]["loss"] is None  # the diverged one, stored as null
+    stored = {c["lr"]: c["loss"] for c in results["40k"]["details"]["candidates"]}
+    assert stored == {1e-3: 2.5, 1e-2: None, 1e-4: 2.6}  # the diverged one, stored as null
     assert results["80k"]["details"]["rule"]["exponent"] == pytest.approx(math.log(0.1) / math.log(2))
+    assert results["80k"]["details"]["rule"]["clipped_to_grid"] is False
     assert all(r["arch"] == "transformer" for r in results.values())
+
+
+def test_an_extrapolated_lr_stays_inside_the_searched_grid(tmp_path: Path):
+    losses = {(20e3, 1e-3): 3.0, (20e3, 1e-2): 2.0, (40e3, 1e-3): 2.5, (40e3, 1e-2): 2.9}
+    store, by_id = _store_with_tuning(tmp_path, losses)
+    # The fitted slope says 1e-4 at 80k, below every candidate: the grid's smallest lr is used.
+    assert Dependencies(store, "tuned").check(by_id["m80000"], by_id) == ("ready", {"lr": 1e-3})
+    (rule,) = [r for r in store.tuning_results("tuned") if r["method"] == "rule"]
+    assert rule["details"]["rule"]["clipped_to_grid"]
+    assert rule["details"]["rule"]["unclipped_lr"] == pytest.approx(1e-4)
 
 
 def test_unfinished_tuning_waits_and_all_diverged_blocks(tmp_path: Path):
