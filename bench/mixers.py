@@ -17,6 +17,7 @@ disturbed by other processes).
     python bench/mixers.py                 # ~5-10 minutes on 2 CPU cores
     python bench/mixers.py --quick         # small settings, ~1-2 minutes
     python bench/mixers.py --size 1M --lengths 512 4096 --threads 2
+    python bench/mixers.py --ops selective_scan fft_conv --archs mamba s4d   # only these (and the baseline)
 
 Prints tables, then as its last line one JSON object with the headline figures (ratios first).
 """
@@ -83,11 +84,15 @@ def _chunk_kwargs(case: OpCase, chunk_size: int | None) -> tuple[dict[str, Any],
     return kwargs, str(default)
 
 
-def bench_ops(seq_len: int, batch: int, heads: int, repeats: int, chunk_size: int | None) -> dict[str, dict]:
+def bench_ops(
+    seq_len: int, batch: int, heads: int, repeats: int, chunk_size: int | None, only: list[str] | None = None
+) -> dict[str, dict]:
     results: dict[str, dict] = {}
     print(f"\n== ops: forward + backward at B={batch} T={seq_len} H={heads} ==")
     print(f"{'op':28s} {'chunk':>6s} {'reference ms':>13s} {'fast ms':>9s} {'speedup':>8s}")
     for case in all_cases():
+        if only is not None and case.name not in only:
+            continue
         try:
             inputs = case.make_inputs(batch, seq_len, heads, torch.Generator().manual_seed(0))
             kwargs, chunk_label = _chunk_kwargs(case, chunk_size)
@@ -146,8 +151,10 @@ def crossover(ratios: dict[int, float]) -> tuple[float | None, str]:
     return None, f"none up to {points[-1][0]}"
 
 
-def bench_archs(size: str, lengths: list[int], batch: int, repeats: int, vocab: int) -> dict[str, dict]:
-    names = models.available()
+def bench_archs(
+    size: str, lengths: list[int], batch: int, repeats: int, vocab: int, only: list[str] | None = None
+) -> dict[str, dict]:
+    names = [n for n in models.available() if only is None or n in only or n == BASELINE]
     print(f"\n== architectures: training us/token at size {size} (non-embedding), batch {batch} ==")
     costs: dict[str, dict[int, float]] = {}
     errors: dict[str, str] = {}
@@ -200,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     parser.add_argument("--vocab", type=int, default=256, help="vocabulary size (default 256, bytes)")
+    parser.add_argument("--ops", nargs="+", default=None, help="only these ops (default: every op)")
+    parser.add_argument(
+        "--archs", nargs="+", default=None, help="only these architectures, plus the baseline (default: all)"
+    )
     parser.add_argument("--skip-ops", action="store_true")
     parser.add_argument("--skip-archs", action="store_true")
     args = parser.parse_args(argv)
@@ -211,8 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--batch, --repeats, --op-seq-len must be >= 1 and --lengths >= 2")
     torch.set_num_threads(args.threads)
 
-    ops = {} if args.skip_ops else bench_ops(op_seq_len, 1, 2, repeats, args.chunk_size)
-    archs = {} if args.skip_archs else bench_archs(size, lengths, args.batch, repeats, args.vocab)
+    ops = {} if args.skip_ops else bench_ops(op_seq_len, 1, 2, repeats, args.chunk_size, args.ops)
+    archs = {} if args.skip_archs else bench_archs(size, lengths, args.batch, repeats, args.vocab, args.archs)
 
     speedups = {name: r["speedup"] for name, r in ops.items() if "speedup" in r}
     growths = {name: r["growth"] for name, r in archs.items() if "growth" in r and name != BASELINE}
