@@ -48,16 +48,14 @@ if [ -z "$PY" ]; then
   CANDIDATES=()
   [ -x .venv/bin/python ] && CANDIDATES+=(.venv/bin/python)
   for name in python3 python; do command -v "$name" >/dev/null && CANDIDATES+=("$(command -v "$name")"); done
-  for candidate in "${CANDIDATES[@]}"; do
-    if "$candidate" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
-      PY=$candidate; break
-    fi
+  WITH_TORCH=""
+  for candidate in "${CANDIDATES[@]}"; do  # one torch import per candidate (seconds each)
+    case $("$candidate" -c "import torch; print(torch.cuda.is_available())" 2>/dev/null) in
+      True) PY=$candidate; break ;;
+      False) [ -n "$WITH_TORCH" ] || WITH_TORCH=$candidate ;;
+    esac
   done
-  if [ -z "$PY" ]; then
-    for candidate in "${CANDIDATES[@]}"; do
-      "$candidate" -c "import torch" 2>/dev/null && { PY=$candidate; break; }
-    done
-  fi
+  [ -n "$PY" ] || PY=$WITH_TORCH
   [ -n "$PY" ] || PY=${CANDIDATES[0]:-python3}
 fi
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"  # Ray workers inherit it if the package is not installed
@@ -148,10 +146,10 @@ fi
 if ! skipped tests; then
   TIMEOUT_ARGS=()  # pytest-timeout is a dev extra: use it when the GPU image has it
   "$PY" -c "import pytest_timeout" 2>/dev/null && TIMEOUT_ARGS=(--timeout 150)
-  run_step tests 200 "$PY" -m pytest -q -p no:cacheprovider "${TIMEOUT_ARGS[@]}" \
+  run_step tests 200 "$PY" -m pytest -q -p no:cacheprovider ${TIMEOUT_ARGS[@]+"${TIMEOUT_ARGS[@]}"} \
     tests/kernels/test_dispatch.py tests/kernels/test_triton_scans.py \
     tests/kernels/test_triton_gla.py tests/kernels/test_triton_delta.py
-  run_step gpu_marked_tests 120 "$PY" -m pytest -q -p no:cacheprovider -m gpu "${TIMEOUT_ARGS[@]}" tests \
+  run_step gpu_marked_tests 120 "$PY" -m pytest -q -p no:cacheprovider -m gpu ${TIMEOUT_ARGS[@]+"${TIMEOUT_ARGS[@]}"} tests \
     --ignore=tests/kernels/test_triton_scans.py --ignore=tests/kernels/test_triton_gla.py \
     --ignore=tests/kernels/test_triton_delta.py
 fi

@@ -35,7 +35,7 @@ def _linear_scan_fwd_kernel(
     sa_b, sa_t, sa_n,  # log_a strides (0 where it broadcasts)
     HAS_H0: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_N: tl.constexpr,
 ):  # fmt: skip
-    pid_n, pid_b = tl.program_id(0), tl.program_id(1)
+    pid_n, pid_b = tl.program_id(0), tl.program_id(1).to(tl.int64)  # int64: offsets past 2^31
     n_N = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     n_ok_N = n_N < N
     if HAS_H0:
@@ -65,7 +65,7 @@ def _linear_scan_bwd_kernel(
     sa_b, sa_t, sa_n,
     HAS_H0: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_N: tl.constexpr,
 ):  # fmt: skip
-    pid_n, pid_b = tl.program_id(0), tl.program_id(1)
+    pid_n, pid_b = tl.program_id(0), tl.program_id(1).to(tl.int64)  # int64: offsets past 2^31
     n_N = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     n_ok_N = n_N < N
     carry_N = tl.load(dh_last_ptr + pid_b * N + n_N, mask=n_ok_N, other=0.0).to(tl.float32)  # G_T
@@ -100,10 +100,10 @@ def _linear_scan_bwd_kernel(
         tl.store(dh0_ptr + pid_b * N + n_N, dh0_N, mask=n_ok_N)
 
 
-def _blocks(chunk_size: int, N: int) -> tuple[int, int]:
+def _blocks(chunk_size: int, N: int, T: int) -> tuple[int, int]:
     """Tile sizes: ``BLOCK_T`` from ``chunk_size`` (a power of two in [2, 128]); 32 channels per program
     (128 contiguous bytes of fp32 per row, and enough programs to fill the GPU at B * N / 32)."""
-    block_t = triton.next_power_of_2(max(2, min(chunk_size, 128)))
+    block_t = triton.next_power_of_2(max(2, min(chunk_size, 128, T)))  # no tile longer than the sequence
     block_n = min(32, triton.next_power_of_2(max(N, 1)))
     return block_t, block_n
 
@@ -117,7 +117,7 @@ class _LinearScanTriton(torch.autograd.Function):
         h0c = None if h0_BN is None else h0_BN.contiguous()
         h_BTN = torch.empty(B, T, N, dtype=torch.float32, device=b_BTN.device)
         h_last_BN = torch.empty(B, N, dtype=torch.float32, device=b_BTN.device)
-        block_t, block_n = _blocks(chunk_size, N)
+        block_t, block_n = _blocks(chunk_size, N, T)
         grid = (triton.cdiv(N, block_n), B)
         _linear_scan_fwd_kernel[grid](
             log_a_BTN, b_BTN, h0c if h0c is not None else h_last_BN, h_BTN, h_last_BN,

@@ -44,7 +44,7 @@ def _selective_scan_fwd_kernel(
     HAS_D: tl.constexpr, HAS_H0: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr,
 ):  # fmt: skip
-    pid_e, pid_b = tl.program_id(0), tl.program_id(1)
+    pid_e, pid_b = tl.program_id(0).to(tl.int64), tl.program_id(1).to(tl.int64)  # offsets past 2^31
     e_E = pid_e * BLOCK_E + tl.arange(0, BLOCK_E)
     n_N = tl.arange(0, BLOCK_N)
     e_ok_E, n_ok_N = e_E < E, n_N < N
@@ -91,7 +91,7 @@ def _selective_scan_bwd_kernel(
     HAS_D: tl.constexpr, HAS_H0: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr,
 ):  # fmt: skip
-    pid_e, pid_b = tl.program_id(0), tl.program_id(1)
+    pid_e, pid_b = tl.program_id(0).to(tl.int64), tl.program_id(1).to(tl.int64)  # offsets past 2^31
     B_size = tl.num_programs(1)
     e_E = pid_e * BLOCK_E + tl.arange(0, BLOCK_E)
     n_N = tl.arange(0, BLOCK_N)
@@ -157,10 +157,10 @@ def _selective_scan_bwd_kernel(
         tl.store(dh0_ptr + state_base, tl.exp(dt0_E[:, None] * A_EN) * carry_EN, mask=en_ok_EN)
 
 
-def _blocks(chunk_size: int, E: int, N: int) -> tuple[int, int, int]:
+def _blocks(chunk_size: int, E: int, N: int, T: int) -> tuple[int, int, int]:
     """Tile sizes: ``BLOCK_T`` from ``chunk_size`` (a power of two in [2, 32]), 16 channels and all of
     ``N`` per program: a ``[16, 16, 16]`` fp32 tile is 32 registers a thread per live tensor at 4 warps."""
-    block_t = triton.next_power_of_2(max(2, min(chunk_size, 32)))
+    block_t = triton.next_power_of_2(max(2, min(chunk_size, 32, T)))  # no tile longer than the sequence
     block_e = min(16, triton.next_power_of_2(max(E, 1)))
     block_n = triton.next_power_of_2(max(N, 1))
     return block_t, block_e, block_n
@@ -174,7 +174,7 @@ class _SelectiveScanTriton(torch.autograd.Function):
         x, dt, A, Bm, Cm = (t.contiguous() for t in (x_BTE, dt_BTE, A_EN, B_BTN, C_BTN))
         D = None if D_E is None else D_E.contiguous()
         h0 = None if h0_BEN is None else h0_BEN.contiguous()
-        block_t, block_e, block_n = _blocks(chunk_size, E, N)
+        block_t, block_e, block_n = _blocks(chunk_size, E, N, T)
         n_tiles = triton.cdiv(T, block_t)
         device = x.device
         y_BTE = torch.empty(B, T, E, dtype=torch.float32, device=device)

@@ -156,3 +156,34 @@ def test_kernel_benchmark_cpu_smoke_runs_the_scans_under_the_interpreter(tmp_pat
         (op, backend) for op in ("linear_scan", "selective_scan") for backend in ("triton", "torch")
     }
     assert (tmp_path / "kernels-cpu-interpreter.md").read_text().startswith("# Kernel benchmark")
+
+
+GPU_CHECK = str(Path(__file__).resolve().parents[2] / "bench" / "gpu_check.sh")
+
+
+def test_gpu_check_script_parses_and_handles_its_arguments(tmp_path):
+    def run(*args, **env):
+        return subprocess.run(
+            ["bash", GPU_CHECK, *args], capture_output=True, text=True, timeout=120, env={**os.environ, **env}
+        )
+
+    assert subprocess.run(["bash", "-n", GPU_CHECK], capture_output=True, timeout=30).returncode == 0
+    usage = run("--help")
+    assert usage.returncode == 0 and "--dry-run" in usage.stdout
+    plan = run("--dry-run", "--quick", "--skip", "sweep", "--skip", "install", "--out", str(tmp_path / "o"))
+    assert plan.returncode == 0, plan.stderr
+    assert (
+        "sweep: skipped" in plan.stdout and "install: skipped" in plan.stdout and "  bench\n" in plan.stdout
+    )
+    assert not (tmp_path / "o").exists()  # a dry run writes nothing
+    for bad, message in [
+        (["--bogus"], "unknown argument"),
+        (["--skip", "nap"], "unknown step"),
+        (["--out"], "needs"),
+    ]:
+        result = run(*bad)
+        assert result.returncode == 2 and message in result.stderr, (bad, result.stderr)
+    if not CUDA:  # no GPU: says so, writes a summary, exit code 3
+        result = run(OUT=str(tmp_path / "none"))
+        assert result.returncode == 3 and "no CUDA GPU" in result.stderr
+        assert json.loads((tmp_path / "none" / "summary.json").read_text())["gpu"] is None
