@@ -25,7 +25,8 @@ Python steps per segment: ``2 L + S / L`` instead of ``S``. Backward is its own 
 backward walks segments from the end, recomputes the segment's states and runs the reverse recurrence
 ``G_t = C_t dy_t + a_{t+1} G_{t+1}`` with the same scan (``a_{t+1}``: the decay buffer shifted by one,
 one extra token computed at the segment's end). Then ``du = G``,
-``d log a_t = G_t a_t h_{t-1} = G_t (h_t - u_t)``, and the chain rule through ``log a = dt A``,
+``d log a_t = G_t a_t h_{t-1}`` (``h_{t-1}``: the state buffer shifted by one, the segment's entering
+state in front), and the chain rule through ``log a = dt A``,
 ``u = dt B x``, ``y = C . h + D x``.
 """
 
@@ -172,17 +173,18 @@ class _SelectiveScan(torch.autograd.Function):
             torch.mul(dt_next_BTE[:, part.start : part.stop + 1, :, None], A, out=a_ext).exp_()
             a_BSEN, a_next_BSEN = a_ext[:, :S], a_ext[:, 1:]
             cum_BSEN = buffers.take("cum", S)
-            u_BSEN = torch.mul(dtx_BTE[:, part, :, None], B_s[:, :, None, :], out=buffers.take("u", S))
-            h_BSEN = _scan(
-                a_BSEN, buffers.take("h", S).copy_(u_BSEN), starts_KBEN[index], ctx.chunk, cum_BSEN
-            )
+            # the states with the one entering the segment in front: h_{t-1} is a view, not a copy
+            h_ext = buffers.take("h", S + 1)
+            h_ext[:, 0] = starts_KBEN[index]
+            h_BSEN = torch.mul(dtx_BTE[:, part, :, None], B_s[:, :, None, :], out=h_ext[:, 1:])  # u
+            _scan(a_BSEN, h_BSEN, starts_KBEN[index], ctx.chunk, cum_BSEN)
             dC[:, part] = torch.matmul(dy_s[..., None, :], h_BSEN)[..., 0, :]
             # reverse recurrence G_t = C_t dy_t + a_{t+1} G_{t+1}
             G_BSEN = torch.mul(dy_s[..., None], C_s[:, :, None, :], out=buffers.take("G", S))
             _scan(a_next_BSEN, G_BSEN, carry_BEN, ctx.chunk, cum_BSEN, reverse=True)
-            # d log a_t = G_t a_t h_{t-1} = G_t (h_t - u_t), in place in h's buffer
-            dlog_a = h_BSEN.sub_(u_BSEN).mul_(G_BSEN)
-            dA += torch.mul(dlog_a, dt_s[..., None], out=u_BSEN).sum((0, 1))
+            # d log a_t = G_t a_t h_{t-1}, in place over h_{t-1} (h_t is no longer needed)
+            dlog_a = h_ext[:, :S].mul_(a_BSEN).mul_(G_BSEN)
+            dA += torch.mul(dlog_a, dt_s[..., None], out=cum_BSEN).sum((0, 1))
             GB_BSE = torch.matmul(G_BSEN, B_s[..., None])[..., 0]
             ddt[:, part] = torch.einsum("bsen,en->bse", dlog_a, A) + GB_BSE * x_s
             dx[:, part] = GB_BSE * dt_s
