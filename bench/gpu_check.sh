@@ -106,6 +106,7 @@ run_step() {
 # -- env: what is here ---------------------------------------------------------------------------------
 {
   date -u
+  git -C "$REPO" rev-parse HEAD 2>/dev/null || echo "no git: $(basename "$REPO")"
   command -v nvidia-smi >/dev/null && nvidia-smi
   "$PY" - <<'EOF'
 import importlib, sys

@@ -21,6 +21,11 @@ import torch
 import triton
 import triton.language as tl
 
+# launch settings (untuned defaults; bench/kernels.py measures them): software-pipelined loads of the
+# next time tiles while the current one is scanned hide memory latency with few programs per SM
+NUM_WARPS = 4
+NUM_STAGES = 3
+
 
 @triton.jit
 def _combine(a_first, h_first, a_second, h_second):
@@ -33,7 +38,7 @@ def _linear_scan_fwd_kernel(
     log_a_ptr, b_ptr, h0_ptr, h_ptr, h_last_ptr,
     T, N,
     sa_b, sa_t, sa_n,  # log_a strides (0 where it broadcasts)
-    HAS_H0: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_N: tl.constexpr,
+    HAS_H0: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_N: tl.constexpr, NUM_STAGES: tl.constexpr,
 ):  # fmt: skip
     pid_n, pid_b = tl.program_id(0), tl.program_id(1).to(tl.int64)  # int64: offsets past 2^31
     n_N = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -43,7 +48,7 @@ def _linear_scan_fwd_kernel(
     else:
         carry_N = tl.zeros([BLOCK_N], dtype=tl.float32)
     rows_T = tl.arange(0, BLOCK_T)
-    for t0 in range(0, T, BLOCK_T):
+    for t0 in tl.range(0, T, BLOCK_T, num_stages=NUM_STAGES):
         t_T = t0 + rows_T
         ok_TN = (t_T < T)[:, None] & n_ok_N[None, :]
         la_TN = tl.load(
@@ -63,7 +68,7 @@ def _linear_scan_bwd_kernel(
     log_a_ptr, h0_ptr, h_ptr, dh_ptr, dh_last_ptr, db_ptr, dla_ptr, dh0_ptr,
     T, N,
     sa_b, sa_t, sa_n,
-    HAS_H0: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_N: tl.constexpr,
+    HAS_H0: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_N: tl.constexpr, NUM_STAGES: tl.constexpr,
 ):  # fmt: skip
     pid_n, pid_b = tl.program_id(0), tl.program_id(1).to(tl.int64)  # int64: offsets past 2^31
     n_N = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -76,7 +81,7 @@ def _linear_scan_bwd_kernel(
     rows_T = tl.arange(0, BLOCK_T)
     la_base = log_a_ptr + pid_b * sa_b + n_N[None, :] * sa_n
     n_tiles = tl.cdiv(T, BLOCK_T)
-    for i in range(0, n_tiles):
+    for i in tl.range(0, n_tiles, num_stages=NUM_STAGES):
         t_T = (n_tiles - 1 - i) * BLOCK_T + rows_T
         ok_T = t_T < T
         ok_TN = ok_T[:, None] & n_ok_N[None, :]
@@ -123,6 +128,7 @@ class _LinearScanTriton(torch.autograd.Function):
             log_a_BTN, b_BTN, h0c if h0c is not None else h_last_BN, h_BTN, h_last_BN,
             T, N, *log_a_BTN.stride(),
             HAS_H0=h0c is not None, BLOCK_T=block_t, BLOCK_N=block_n,
+            NUM_STAGES=NUM_STAGES, num_warps=NUM_WARPS,
         )  # fmt: skip
         if T == 0:  # the kernel's loop never ran: the final state is h0
             h_last_BN = h0c.float().clone() if h0c is not None else h_last_BN.zero_()
@@ -146,6 +152,7 @@ class _LinearScanTriton(torch.autograd.Function):
             db_BTN, dla_BTN, dh0_BN if dh0_BN is not None else dh_last_BN,
             T, N, *log_a_BTN.stride(),
             HAS_H0=h0c is not None, BLOCK_T=block_t, BLOCK_N=block_n,
+            NUM_STAGES=NUM_STAGES, num_warps=NUM_WARPS,
         )  # fmt: skip
         if T == 0 and dh0_BN is not None:
             dh0_BN = dh_last_BN.clone()

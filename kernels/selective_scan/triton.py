@@ -29,6 +29,11 @@ import torch
 import triton
 import triton.language as tl
 
+# launch settings (untuned defaults; bench/kernels.py measures them): software-pipelined loads of the
+# next time tiles while the current one is scanned hide memory latency with few programs per SM
+NUM_WARPS = 4
+NUM_STAGES = 3
+
 
 @triton.jit
 def _combine(a_first, h_first, a_second, h_second):
@@ -42,7 +47,7 @@ def _selective_scan_fwd_kernel(
     y_ptr, h_last_ptr, starts_ptr,
     T, E, N, n_tiles,
     HAS_D: tl.constexpr, HAS_H0: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, NUM_STAGES: tl.constexpr,
 ):  # fmt: skip
     pid_e, pid_b = tl.program_id(0).to(tl.int64), tl.program_id(1).to(tl.int64)  # offsets past 2^31
     e_E = pid_e * BLOCK_E + tl.arange(0, BLOCK_E)
@@ -59,7 +64,7 @@ def _selective_scan_fwd_kernel(
     else:
         carry_EN = tl.zeros([BLOCK_E, BLOCK_N], dtype=tl.float32)
     rows_T = tl.arange(0, BLOCK_T)
-    for k in range(0, n_tiles):
+    for k in tl.range(0, n_tiles, num_stages=NUM_STAGES):
         tl.store(starts_ptr + (pid_b * n_tiles + k) * E * N + en_off_EN, carry_EN, mask=en_ok_EN)
         t_T = k * BLOCK_T + rows_T
         ok_T = t_T < T
@@ -89,7 +94,7 @@ def _selective_scan_bwd_kernel(
     dx_ptr, ddt_ptr, dB_part_ptr, dC_part_ptr, dA_part_ptr, dD_part_ptr, dh0_ptr,
     T, E, N, n_tiles,
     HAS_D: tl.constexpr, HAS_H0: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, NUM_STAGES: tl.constexpr,
 ):  # fmt: skip
     pid_e, pid_b = tl.program_id(0).to(tl.int64), tl.program_id(1).to(tl.int64)  # offsets past 2^31
     B_size = tl.num_programs(1)
@@ -106,7 +111,7 @@ def _selective_scan_bwd_kernel(
     dA_EN = tl.zeros([BLOCK_E, BLOCK_N], dtype=tl.float32)
     dD_E = tl.zeros([BLOCK_E], dtype=tl.float32)
     rows_T = tl.arange(0, BLOCK_T)
-    for i in range(0, n_tiles):
+    for i in tl.range(0, n_tiles, num_stages=NUM_STAGES):
         k = n_tiles - 1 - i
         t_T = k * BLOCK_T + rows_T
         ok_T = t_T < T
@@ -186,6 +191,7 @@ class _SelectiveScanTriton(torch.autograd.Function):
             T, E, N, n_tiles,
             HAS_D=D is not None, HAS_H0=h0 is not None,
             BLOCK_T=block_t, BLOCK_E=block_e, BLOCK_N=block_n,
+            NUM_STAGES=NUM_STAGES, num_warps=NUM_WARPS,
         )  # fmt: skip
         ctx.save_for_backward(x, dt, A, Bm, Cm, D, h0, starts_BKEN)
         ctx.blocks = (block_t, block_e, block_n)
@@ -222,6 +228,7 @@ class _SelectiveScanTriton(torch.autograd.Function):
             T, E, N, n_tiles,
             HAS_D=D is not None, HAS_H0=h0 is not None,
             BLOCK_T=block_t, BLOCK_E=block_e, BLOCK_N=block_n,
+            NUM_STAGES=NUM_STAGES, num_warps=NUM_WARPS,
         )  # fmt: skip
         grads = [dx, ddt, dA_part.sum(0), dB_part.sum(0), dC_part.sum(0)]
         grads.append(None if D is None else dD_part.sum(0))
