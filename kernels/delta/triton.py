@@ -78,15 +78,16 @@ def _chunk_terms(q, k, g, beta, BT: tl.constexpr, PRECISION: tl.constexpr):
     return G, G_C, D, kk, A, Tm, Qm
 
 
-@triton.jit
+# Sizes and flags are plain runtime arguments (not specialised on their values): every compiled variant
+# costs tens of seconds, and the kernels gain nothing from knowing T, H or whether a state was given.
+@triton.jit(do_not_specialize=["T", "H", "K", "V", "has_s0", "store_chunks"])
 def _gdr_fwd_kernel(
     q_ptr, k_ptr, v_ptr, g_ptr, beta_ptr, s0_ptr, o_ptr, sT_ptr, s_chunks_ptr,
-    T, H, K, V,
-    BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
-    HAS_S0: tl.constexpr, STORE_CHUNKS: tl.constexpr, PRECISION: tl.constexpr,
+    T, H, K, V, has_s0, store_chunks,
+    BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
-    """Outputs and the final state; with ``STORE_CHUNKS`` (the backward's first pass) only the state
-    entering every chunk, ``[B, H, N, K, V]``."""
+    """Outputs and the final state; with ``store_chunks`` (the backward's first pass) the state entering
+    every chunk, ``[B, H, N, K, V]``, instead of the outputs."""
     i_v, i_bh = tl.program_id(0), tl.program_id(1)
     i_b, i_h = (i_bh // H).to(tl.int64), i_bh % H
     offs_t, offs_k = tl.arange(0, BT), tl.arange(0, BK)
@@ -94,11 +95,9 @@ def _gdr_fwd_kernel(
     base_k, base_v = (i_b * T * H + i_h) * K, (i_b * T * H + i_h) * V
     s_offs = offs_k[:, None] * V + offs_v[None, :]
     s_mask = (offs_k[:, None] < K) & (offs_v[None, :] < V)
+    s0_mask = (offs_k[:, None] < K * has_s0) & (offs_v[None, :] < V)  # none without an initial state
     n_chunks = tl.cdiv(T, BT)
-    if HAS_S0:
-        S = tl.load(s0_ptr + i_bh.to(tl.int64) * K * V + s_offs, mask=s_mask, other=0.0).to(tl.float32)
-    else:
-        S = tl.zeros([BK, BV], dtype=tl.float32)
+    S = tl.load(s0_ptr + i_bh.to(tl.int64) * K * V + s_offs, mask=s0_mask, other=0.0).to(tl.float32)
     for i_n in range(0, n_chunks):
         t0 = i_n * BT
         q = _load_chunk(q_ptr, base_k, t0, T, H * K, offs_t, offs_k, K)
@@ -110,7 +109,7 @@ def _gdr_fwd_kernel(
         kS = tl.dot(k, S, input_precision=PRECISION)
         R = beta[:, None] * (v - tl.exp(G)[:, None] * kS)
         U = tl.dot(Tm, R, input_precision=PRECISION)
-        if STORE_CHUNKS:
+        if store_chunks != 0:
             chunk_base = (i_bh.to(tl.int64) * n_chunks + i_n) * K * V
             tl.store(s_chunks_ptr + chunk_base + s_offs, S, mask=s_mask)
         else:
@@ -121,15 +120,14 @@ def _gdr_fwd_kernel(
             tl.store(o_ptr + base_v + t[:, None] * H * V + offs_v[None, :], o, mask=o_mask)
         k_end = k * tl.exp(G_C - G)[:, None]
         S = tl.exp(G_C) * S + tl.dot(tl.trans(k_end), U, input_precision=PRECISION)
-    if not STORE_CHUNKS:
-        tl.store(sT_ptr + i_bh.to(tl.int64) * K * V + s_offs, S, mask=s_mask)
+    tl.store(sT_ptr + i_bh.to(tl.int64) * K * V + s_offs, S, mask=s_mask)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["B", "T", "H", "K", "V", "has_s0"])
 def _gdr_bwd_kernel(
     q_ptr, k_ptr, v_ptr, g_ptr, beta_ptr, s_chunks_ptr, do_ptr, dsT_ptr,
     dq_ptr, dk_ptr, dv_ptr, dg_ptr, dbeta_ptr, ds0_ptr,
-    B, T, H, K, V,
+    B, T, H, K, V, has_s0,
     BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
     """Reverse pass: ``dv`` and ``ds0`` complete; ``dq, dk`` ``[NV, B, T, H, K]`` and ``dg, dbeta``
@@ -143,6 +141,7 @@ def _gdr_bwd_kernel(
     part_h = i_v.to(tl.int64) * B * T * H + i_b * T * H + i_h
     s_offs = offs_k[:, None] * V + offs_v[None, :]
     s_mask = (offs_k[:, None] < K) & (offs_v[None, :] < V)
+    s0_mask = (offs_k[:, None] < K * has_s0) & (offs_v[None, :] < V)  # none without an initial state
     strict = offs_t[:, None] > offs_t[None, :]
     lower = offs_t[:, None] >= offs_t[None, :]
     n_chunks = tl.cdiv(T, BT)
@@ -206,7 +205,7 @@ def _gdr_bwd_kernel(
         tl.store(dv_ptr + base_v + t[:, None] * H * V + offs_v[None, :], dv, mask=v_mask)
         tl.store(dg_ptr + part_h + t * H, dg, mask=t < T)
         tl.store(dbeta_ptr + part_h + t * H, dbeta, mask=t < T)
-    tl.store(ds0_ptr + i_bh.to(tl.int64) * K * V + s_offs, dS, mask=s_mask)
+    tl.store(ds0_ptr + i_bh.to(tl.int64) * K * V + s_offs, dS, mask=s0_mask)
 
 
 # -- generalised delta rule (RWKV-7) ----------------------------------------------------------------------
@@ -250,16 +249,15 @@ def _gen_chunk(
     return r, k, v, a, b, L, L_prev, L_C, strict, lower, Tm
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["T", "H", "K", "V", "has_s0", "store_chunks"])
 def _gen_fwd_kernel(
     r_ptr, w_ptr, k_ptr, v_ptr, a_ptr, b_ptr, s0_ptr, o_ptr, sT_ptr, s_chunks_ptr,
-    T, H, K, V,
-    BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
-    HAS_S0: tl.constexpr, STORE_CHUNKS: tl.constexpr, PRECISION: tl.constexpr,
+    T, H, K, V, has_s0, store_chunks,
+    BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
     """Per chunk: ``X = (I - A_ab)^-1 (A_ak V + (a exp(L_prev)) S)``, ``O = (r exp(L)) S + Q_b X + Q_k V``,
-    ``S <- exp(L_C) S + (b exp(L_C - L))^T X + (k exp(L_C - L))^T V``. With ``STORE_CHUNKS`` only the
-    state entering every chunk is written."""
+    ``S <- exp(L_C) S + (b exp(L_C - L))^T X + (k exp(L_C - L))^T V``. With ``store_chunks`` the state
+    entering every chunk is written instead of the outputs."""
     i_v, i_bh = tl.program_id(0), tl.program_id(1)
     i_b, i_h = (i_bh // H).to(tl.int64), i_bh % H
     offs_t, offs_k = tl.arange(0, BT), tl.arange(0, BK)
@@ -267,11 +265,9 @@ def _gen_fwd_kernel(
     base_k, base_v = (i_b * T * H + i_h) * K, (i_b * T * H + i_h) * V
     s_offs = offs_k[:, None] * V + offs_v[None, :]
     s_mask = (offs_k[:, None] < K) & (offs_v[None, :] < V)
+    s0_mask = (offs_k[:, None] < K * has_s0) & (offs_v[None, :] < V)  # none without an initial state
     n_chunks = tl.cdiv(T, BT)
-    if HAS_S0:
-        S = tl.load(s0_ptr + i_bh.to(tl.int64) * K * V + s_offs, mask=s_mask, other=0.0).to(tl.float32)
-    else:
-        S = tl.zeros([BK, BV], dtype=tl.float32)
+    S = tl.load(s0_ptr + i_bh.to(tl.int64) * K * V + s_offs, mask=s0_mask, other=0.0).to(tl.float32)
     for i_n in range(0, n_chunks):
         t0 = i_n * BT
         r, k, v, a, b, L, L_prev, L_C, strict, lower, Tm = _gen_chunk(
@@ -298,7 +294,7 @@ def _gen_fwd_kernel(
             a * tl.exp(L_prev), S, input_precision=PRECISION
         )
         X = tl.dot(Tm, Y, input_precision=PRECISION)
-        if STORE_CHUNKS:
+        if store_chunks != 0:
             chunk_base = (i_bh.to(tl.int64) * n_chunks + i_n) * K * V
             tl.store(s_chunks_ptr + chunk_base + s_offs, S, mask=s_mask)
         else:
@@ -311,15 +307,14 @@ def _gen_fwd_kernel(
         to_end = tl.exp(L_C[None, :] - L)
         S = tl.exp(L_C)[:, None] * S + tl.dot(tl.trans(b * to_end), X, input_precision=PRECISION)
         S += tl.dot(tl.trans(k * to_end), v, input_precision=PRECISION)
-    if not STORE_CHUNKS:
-        tl.store(sT_ptr + i_bh.to(tl.int64) * K * V + s_offs, S, mask=s_mask)
+    tl.store(sT_ptr + i_bh.to(tl.int64) * K * V + s_offs, S, mask=s_mask)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["B", "T", "H", "K", "V", "has_s0"])
 def _gen_bwd_kernel(
     r_ptr, w_ptr, k_ptr, v_ptr, a_ptr, b_ptr, s_chunks_ptr, do_ptr, dsT_ptr,
     dr_ptr, dw_ptr, dk_ptr, dv_ptr, da_ptr, db_ptr, ds0_ptr,
-    B, T, H, K, V,
+    B, T, H, K, V, has_s0,
     BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
     """Reverse pass: ``dv`` and ``ds0`` complete; ``dr, dw, dk, da, db`` ``[NV, B, T, H, K]`` as partial
@@ -332,6 +327,7 @@ def _gen_bwd_kernel(
     part_k = i_v.to(tl.int64) * B * T * H * K + base_k
     s_offs = offs_k[:, None] * V + offs_v[None, :]
     s_mask = (offs_k[:, None] < K) & (offs_v[None, :] < V)
+    s0_mask = (offs_k[:, None] < K * has_s0) & (offs_v[None, :] < V)  # none without an initial state
     n_chunks = tl.cdiv(T, BT)
     dS = tl.load(dsT_ptr + i_bh.to(tl.int64) * K * V + s_offs, mask=s_mask, other=0.0).to(tl.float32)
     for i_n in range(0, n_chunks):
@@ -418,7 +414,7 @@ def _gen_bwd_kernel(
         tl.store(db_ptr + k_offs, db, mask=k_mask)
         v_mask = (t[:, None] < T) & (offs_v[None, :] < V)
         tl.store(dv_ptr + base_v + t[:, None] * H * V + offs_v[None, :], dv, mask=v_mask)
-    tl.store(ds0_ptr + i_bh.to(tl.int64) * K * V + s_offs, dS, mask=s_mask)
+    tl.store(ds0_ptr + i_bh.to(tl.int64) * K * V + s_offs, dS, mask=s0_mask)
 
 
 def _block(n: int) -> int:
@@ -459,8 +455,7 @@ class _ChunkGatedDeltaRule(torch.autograd.Function):
         precision = _precision(q, k, v)
         _gdr_fwd_kernel[(NV, B * H)](
             q, k, v, g, beta, s0 if s0 is not None else sT, o, sT, sT,
-            T, H, K, V, BT=BT, BK=BK, BV=BV,
-            HAS_S0=s0 is not None, STORE_CHUNKS=False, PRECISION=precision,
+            T, H, K, V, int(s0 is not None), 0, BT=BT, BK=BK, BV=BV, PRECISION=precision,
         )  # fmt: skip
         ctx.save_for_backward(q, k, v, g, beta, s0)
         ctx.tiles = (BT, BK, BV, NV, precision)
@@ -476,10 +471,10 @@ class _ChunkGatedDeltaRule(torch.autograd.Function):
         N = triton.cdiv(T, BT)
         f32 = {"device": q.device, "dtype": torch.float32}
         s_chunks = torch.empty(B, H, N, K, V, **f32)
+        sT_scratch = torch.empty(B, H, K, V, **f32)  # the final state again: written, unused
         _gdr_fwd_kernel[(NV, B * H)](
-            q, k, v, g, beta, s0 if s0 is not None else s_chunks, s_chunks, s_chunks, s_chunks,
-            T, H, K, V, BT=BT, BK=BK, BV=BV,
-            HAS_S0=s0 is not None, STORE_CHUNKS=True, PRECISION=precision,
+            q, k, v, g, beta, s0 if s0 is not None else s_chunks, s_chunks, sT_scratch, s_chunks,
+            T, H, K, V, int(s0 is not None), 1, BT=BT, BK=BK, BV=BV, PRECISION=precision,
         )  # fmt: skip
         do = do.contiguous() if do is not None else torch.zeros_like(v)
         dsT = dsT.float().contiguous() if dsT is not None else torch.zeros(B, H, K, V, **f32)
@@ -488,7 +483,7 @@ class _ChunkGatedDeltaRule(torch.autograd.Function):
         dv, ds0 = torch.empty(B, T, H, V, **f32), torch.empty(B, H, K, V, **f32)
         _gdr_bwd_kernel[(NV, B * H)](
             q, k, v, g, beta, s_chunks, do, dsT, dq, dk, dv, dg, dbeta, ds0,
-            B, T, H, K, V, BT=BT, BK=BK, BV=BV, PRECISION=precision,
+            B, T, H, K, V, int(s0 is not None), BT=BT, BK=BK, BV=BV, PRECISION=precision,
         )  # fmt: skip
         return (
             dq.sum(0).to(q.dtype), dk.sum(0).to(k.dtype), dv.to(v.dtype),
@@ -534,8 +529,7 @@ class _ChunkGeneralizedDeltaRule(torch.autograd.Function):
         precision = _precision(r, k, v, a, b)
         _gen_fwd_kernel[(NV, B * H)](
             r, w, k, v, a, b, s0 if s0 is not None else sT, o, sT, sT,
-            T, H, K, V, BT=BT, BK=BK, BV=BV,
-            HAS_S0=s0 is not None, STORE_CHUNKS=False, PRECISION=precision,
+            T, H, K, V, int(s0 is not None), 0, BT=BT, BK=BK, BV=BV, PRECISION=precision,
         )  # fmt: skip
         ctx.save_for_backward(r, w, k, v, a, b, s0)
         ctx.tiles = (BT, BK, BV, NV, precision)
@@ -551,10 +545,10 @@ class _ChunkGeneralizedDeltaRule(torch.autograd.Function):
         N = triton.cdiv(T, BT)
         f32 = {"device": r.device, "dtype": torch.float32}
         s_chunks = torch.empty(B, H, N, K, V, **f32)
+        sT_scratch = torch.empty(B, H, K, V, **f32)  # the final state again: written, unused
         _gen_fwd_kernel[(NV, B * H)](
-            r, w, k, v, a, b, s0 if s0 is not None else s_chunks, s_chunks, s_chunks, s_chunks,
-            T, H, K, V, BT=BT, BK=BK, BV=BV,
-            HAS_S0=s0 is not None, STORE_CHUNKS=True, PRECISION=precision,
+            r, w, k, v, a, b, s0 if s0 is not None else s_chunks, s_chunks, sT_scratch, s_chunks,
+            T, H, K, V, int(s0 is not None), 1, BT=BT, BK=BK, BV=BV, PRECISION=precision,
         )  # fmt: skip
         do = do.contiguous() if do is not None else torch.zeros_like(v)
         dsT = dsT.float().contiguous() if dsT is not None else torch.zeros(B, H, K, V, **f32)
@@ -562,7 +556,7 @@ class _ChunkGeneralizedDeltaRule(torch.autograd.Function):
         dv, ds0 = torch.empty(B, T, H, V, **f32), torch.empty(B, H, K, V, **f32)
         _gen_bwd_kernel[(NV, B * H)](
             r, w, k, v, a, b, s_chunks, do, dsT, dr, dw, dk, dv, da, db, ds0,
-            B, T, H, K, V, BT=BT, BK=BK, BV=BV, PRECISION=precision,
+            B, T, H, K, V, int(s0 is not None), BT=BT, BK=BK, BV=BV, PRECISION=precision,
         )  # fmt: skip
         grads = [x.sum(0).to(y.dtype) for x, y in ((dr, r), (dw, w), (dk, k))]
         return (

@@ -2,17 +2,18 @@
 tensors, or on CPU under the Triton interpreter (``TRITON_INTERPRET=1``, set before this module is
 imported). Imported lazily by ``kernels.dispatch``: nothing else imports triton.
 
-One program per (value block, key block, batch x head) walks the chunks in order with its ``[BK, BV]`` fp32
-block of the state in registers (read the state, add the intra-chunk pairs, carry); every sum over key
-channels is linear, so the key blocks' partial outputs are added afterwards. Within a chunk, with ``L`` the cumulative log
-decay from the chunk start and ``Lq`` the decay the query sees (``L``, or ``L - g`` with the RWKV-6 bonus)::
+One program per (value block, key block, batch x head) walks the chunks in order with its ``[BK, BV]``
+fp32 block of the state in registers (read the state, add the intra-chunk pairs, carry); every sum over
+key channels is linear, so the key blocks' partial outputs are added afterwards. Within a chunk, with
+``L`` the cumulative log decay from the chunk start and ``Lq`` the decay the query sees (``L``, or
+``L - g`` with the RWKV-6 bonus)::
 
     o_i = (q_i * exp(Lq_i)) S + sum_{j <= i} [sum_k q_ik k_jk exp(Lq_ik - L_jk)] v_j
     S  <- exp(L_C) S + sum_j (k_j * exp(L_C - L_j)) v_j^T
 
 Every exponent is a sum of log decays over a stretch of tokens (``<= 0``), so no decay strength can
 overflow. Per head, the pair factor is one ``C x C`` matrix (one ``tl.dot``); per key channel it is
-computed exactly in log space as a ``[C, C, K]`` block (no split factors, hence no data-dependent regimes
+computed exactly in log space as a ``[C, C, BK]`` block (no split factors, hence no data-dependent regimes
 as in chunk.py), which is why the per-channel path uses ``sub_chunk_size`` tokens per chunk.
 
 Backward (one kernel, two passes over the chunks per program): forward again for
@@ -69,12 +70,14 @@ def _pair_scores(a, b, La, Lb, causal, PER_CHANNEL: tl.constexpr, PRECISION: tl.
     return tl.where(causal, P, 0.0)
 
 
-@triton.jit
+# Sizes and flags are plain runtime arguments (not specialised on their values): every compiled variant
+# costs tens of seconds, and the kernels gain nothing from knowing T, H or whether a state was given.
+@triton.jit(do_not_specialize=["B", "T", "H", "K", "V", "has_s0"])
 def _gla_fwd_kernel(
     q_ptr, k_ptr, v_ptr, g_ptr, u_ptr, s0_ptr, o_ptr, sT_ptr,
-    B, T, H, K, V,
+    B, T, H, K, V, has_s0,
     BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
-    PER_CHANNEL: tl.constexpr, EXCLUSIVE: tl.constexpr, HAS_S0: tl.constexpr, PRECISION: tl.constexpr,
+    PER_CHANNEL: tl.constexpr, EXCLUSIVE: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
     i_v, i_k, i_bh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_h = (i_bh // H).to(tl.int64), i_bh % H
@@ -84,10 +87,8 @@ def _gla_fwd_kernel(
     part_v = i_k.to(tl.int64) * B * T * H * V + base_v
     s_offs = (i_bh * K + offs_k[:, None]).to(tl.int64) * V + offs_v[None, :]
     s_mask = (offs_k[:, None] < K) & (offs_v[None, :] < V)
-    if HAS_S0:
-        S = tl.load(s0_ptr + s_offs, mask=s_mask, other=0.0).to(tl.float32)
-    else:
-        S = tl.zeros([BK, BV], dtype=tl.float32)
+    s0_mask = (offs_k[:, None] < K * has_s0) & (offs_v[None, :] < V)  # none without an initial state
+    S = tl.load(s0_ptr + s_offs, mask=s0_mask, other=0.0).to(tl.float32)
     if EXCLUSIVE:
         u = tl.load(u_ptr + i_h * K + offs_k, mask=offs_k < K, other=0.0).to(tl.float32)
         causal = offs_t[:, None] > offs_t[None, :]
@@ -111,12 +112,12 @@ def _gla_fwd_kernel(
     tl.store(sT_ptr + s_offs, S, mask=s_mask)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["B", "T", "H", "K", "V", "has_s0"])
 def _gla_bwd_kernel(
     q_ptr, k_ptr, v_ptr, g_ptr, s0_ptr, do_ptr, dsT_ptr, dq_ptr, dk_ptr, dv_ptr, ds0_ptr,
-    B, T, H, K, V,
+    B, T, H, K, V, has_s0,
     BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
-    PER_CHANNEL: tl.constexpr, EXCLUSIVE: tl.constexpr, HAS_S0: tl.constexpr, PRECISION: tl.constexpr,
+    PER_CHANNEL: tl.constexpr, EXCLUSIVE: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
     """``dq``, ``dk`` (state parts, one partial sum per value block: ``[NV, B, T, H, K]``), ``dv`` (one
     partial sum per key block: ``[NK, B, T, H, V]``) and the initial-state gradient ``ds0``."""
@@ -129,16 +130,14 @@ def _gla_bwd_kernel(
     part_v = i_k.to(tl.int64) * B * T * H * V + base_v
     s_offs = (i_bh * K + offs_k[:, None]).to(tl.int64) * V + offs_v[None, :]
     s_mask = (offs_k[:, None] < K) & (offs_v[None, :] < V)
+    s0_mask = (offs_k[:, None] < K * has_s0) & (offs_v[None, :] < V)  # none without an initial state
     if EXCLUSIVE:
         causal = offs_t[:, None] > offs_t[None, :]
     else:
         causal = offs_t[:, None] >= offs_t[None, :]
 
     # pass 1, forward: the state entering each chunk gives dq
-    if HAS_S0:
-        S = tl.load(s0_ptr + s_offs, mask=s_mask, other=0.0).to(tl.float32)
-    else:
-        S = tl.zeros([BK, BV], dtype=tl.float32)
+    S = tl.load(s0_ptr + s_offs, mask=s0_mask, other=0.0).to(tl.float32)
     for t0 in range(0, T, BT):
         q = _load_chunk(q_ptr, base_k, t0, T, H * K, offs_t, offs_k, K)
         k = _load_chunk(k_ptr, base_k, t0, T, H * K, offs_t, offs_k, K)
@@ -191,8 +190,7 @@ def _gla_bwd_kernel(
         tl.store(dk_ptr + base_part + t[:, None] * H * K + offs_k[None, :], dk, mask=k_mask)
         tl.store(dv_ptr + part_v + t[:, None] * H * V + offs_v[None, :], dv, mask=v_mask)
         dS = dS * tl.exp(L_last)[:, None] + tl.dot(tl.trans(q * tl.exp(Lq)), do, input_precision=PRECISION)
-    if HAS_S0:
-        tl.store(ds0_ptr + s_offs, dS, mask=s_mask)
+    tl.store(ds0_ptr + s_offs, dS, mask=s0_mask)
 
 
 def _block(n: int) -> int:
@@ -234,8 +232,8 @@ class _ChunkGLA(torch.autograd.Function):
         precision = _precision(q, k, v)
         _gla_fwd_kernel[(NV, NK, B * H)](
             q, k, v, g, u.contiguous() if exclusive else q, s0 if s0 is not None else q, o, sT,
-            B, T, H, K, V, BT=BT, BK=BK, BV=BV,
-            PER_CHANNEL=per_channel, EXCLUSIVE=exclusive, HAS_S0=s0 is not None, PRECISION=precision,
+            B, T, H, K, V, int(s0 is not None), BT=BT, BK=BK, BV=BV,
+            PER_CHANNEL=per_channel, EXCLUSIVE=exclusive, PRECISION=precision,
         )  # fmt: skip
         ctx.save_for_backward(q, k, v, g, u, s0, sT)
         ctx.tiles = (BT, BK, BV, NK, NV, precision)
@@ -257,8 +255,8 @@ class _ChunkGLA(torch.autograd.Function):
         _gla_bwd_kernel[(NV, NK, B * H)](
             q, k, v, g, s0 if s0 is not None else q, do, dsT, dq_parts, dk_parts, dv_parts,
             ds0 if ds0 is not None else dv_parts,
-            B, T, H, K, V, BT=BT, BK=BK, BV=BV,
-            PER_CHANNEL=per_channel, EXCLUSIVE=exclusive, HAS_S0=s0 is not None, PRECISION=precision,
+            B, T, H, K, V, int(s0 is not None), BT=BT, BK=BK, BV=BV,
+            PER_CHANNEL=per_channel, EXCLUSIVE=exclusive, PRECISION=precision,
         )  # fmt: skip
         dq, dk, dv = dq_parts.sum(0), dk_parts.sum(0), dv_parts.sum(0)
         qf, kf = q.float(), k.float()
