@@ -9,7 +9,7 @@ so nothing overflows however strong the decay; a cumulative-sum form ``exp(c_t) 
 would overflow at ``-c_s > 88``, which Mamba's decays of up to ``e^-50`` per token reach in two tokens):
 
 1. Time is cut into **segments** of whole chunks, sized so a segment's ``[B, S, E, N]`` working tensors
-   stay near ``SEGMENT_ELEMENTS`` (at least one chunk). Only one segment's decays ``a`` and inputs
+   stay near ``SEGMENT_ELEMENTS`` (at least one chunk; a short remainder joins the last segment). Only one segment's decays ``a`` and inputs
    ``u = dt B x`` exist at a time, in buffers reused by every segment (no allocation, no page faults):
    memory is ``[B, S, E, N]``, never ``[B, T, E, N]``, and the work per token does not depend on ``T``.
 2. **Within the chunks** of ``L`` tokens, all chunks of a segment at once: a loop over the ``L``
@@ -111,8 +111,16 @@ def _scan(a_BSEN, h_BSEN, h0_BEN, L: int, cum_BSEN, reverse: bool = False) -> to
 
 
 def _segments(T: int, B: int, E: int, N: int, L: int) -> list[slice]:
+    """Whole chunks near ``SEGMENT_ELEMENTS`` each; a remainder under half a segment joins the last one
+    (every segment pays ~2 L Python steps per scan whatever its length, so a short tail costs like a
+    full segment: at T = 256, E = 160 it was half the time)."""
     length = L * max(1, SEGMENT_ELEMENTS // (B * L * E * N))
-    return [slice(start, min(start + length, T)) for start in range(0, T, length)]
+    starts = list(range(0, T, length))
+    if not starts:
+        return []
+    if len(starts) > 1 and T - starts[-1] < length // 2:
+        starts.pop()
+    return [slice(start, end) for start, end in zip(starts, [*starts[1:], T], strict=True)]
 
 
 class _SelectiveScan(torch.autograd.Function):
@@ -125,7 +133,7 @@ class _SelectiveScan(torch.autograd.Function):
         h0 = None if h0_BEN is None else h0_BEN.float()
         y_BTE = torch.empty(Bsz, T, E, dtype=torch.float32, device=x.device)
         segments = _segments(T, Bsz, E, N, L)
-        buffers = _Buffers(Bsz, E, N, segments[0].stop if segments else 0, x)
+        buffers = _Buffers(Bsz, E, N, max((p.stop - p.start for p in segments), default=0), x)
         dtx_BTE = dt * x
         starts = []  # the state entering each segment (None: zeros)
         carry_BEN = h0
@@ -161,7 +169,7 @@ class _SelectiveScan(torch.autograd.Function):
         dA = torch.zeros_like(A)
         dtx_BTE = dt * x
         dt_next_BTE = F.pad(dt, (0, 0, 0, 1))  # dt = 0 after the last token: decay 1 into "T"
-        buffers = _Buffers(Bsz, E, N, ctx.segments[0].stop + 1 if ctx.segments else 1, x)
+        buffers = _Buffers(Bsz, E, N, max((p.stop - p.start for p in ctx.segments), default=0) + 1, x)
         carry_BEN = None if dh_last_BEN is None else dh_last_BEN.float()  # G after the last token
         a_BSEN = None
         for index in reversed(range(len(ctx.segments))):
