@@ -176,7 +176,8 @@ spec["resources"] = {**spec.get("resources", {}), "workers_per_trial": 1, "cpus_
                      "gpus_per_worker": 1, "max_concurrent_trials": 1}
 yaml.safe_dump(spec, open(sys.argv[2], "w"), sort_keys=False)
 EOF
-  run_step sweep 200 "$PY" -c "import sys; from orchestrator.cli import main; sys.argv[0] = 'ceiling'; main()" \
+  # forced, so a Triton kernel that cannot run fails the step instead of falling back
+  run_step sweep 200 env CEILING_KERNELS=triton "$PY" -c "import sys; from orchestrator.cli import main; sys.argv[0] = 'ceiling'; main()" \
     run "$OUT_DIR/sweep-gpu.yaml" --workdir "$OUT_DIR/sweep" --json
   run_step sweep_runs 60 "$PY" -c "import sys; from orchestrator.cli import main; sys.argv[0] = 'ceiling'; main()" \
     runs smoke-gpu --workdir "$OUT_DIR/sweep" --json
@@ -194,6 +195,14 @@ if bench.exists():
         if line.startswith("{"):
             summary.update(json.loads(line))
             break
+runs = out / "sweep_runs.log"
+if runs.exists():
+    text = runs.read_text()
+    try:
+        trials = json.loads(text[text.index("{"):])["trials"]
+        summary["sweep_trials"] = {t["arch"]: t["status"] for t in trials}
+    except (ValueError, KeyError, TypeError):
+        summary["sweep_trials"] = "unreadable: see sweep_runs.log"
 steps = {row["step"]: row["exit_code"] for row in csv.DictReader(open(out / "steps.tsv"), delimiter="\t")}
 summary.update({"all_passed": not failed, "steps": steps, "seconds": seconds})
 print(json.dumps(summary))
