@@ -135,10 +135,13 @@ def _load(op_name: str, backend: str) -> Callable[..., Any]:
         return getattr(importlib.import_module(package), op_name)
     module_name = f"{package}.{backend}"
     if not _has_module(module_name):
-        what = "Triton kernel" if backend == "triton" else "flash-linear-attention adapter"
+        where = f"{module_name.replace('.', '/')}.py does not exist"
+        if backend == "fla":
+            raise BackendUnavailable(
+                f"op {op_name!r} is not covered by backend 'fla' ({where}); set {ENV_VAR}=torch or triton"
+            )
         raise BackendUnavailable(
-            f"op {op_name!r} has no {what} yet ({module_name.replace('.', '/')}.py does not exist); "
-            f"set {ENV_VAR}=torch or unset it"
+            f"op {op_name!r} has no Triton kernel yet ({where}); set {ENV_VAR}=torch or unset it"
         )
     module = importlib.import_module(module_name)
     function = getattr(module, op_name, None)
