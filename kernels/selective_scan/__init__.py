@@ -19,8 +19,8 @@ from kernels.catalog import OpCase
 from kernels.selective_scan.chunk import selective_scan
 from kernels.selective_scan.naive import selective_scan_ref, selective_scan_step
 
-CHANNELS_PER_HEAD = 80  # the catalog's "heads" knob: E = heads * 80; bench/mixers.py's 2 heads give
-# E = 160, the 200k Mamba's d_inner (1M: 256), so the benchmark times the shapes training runs
+CHANNELS_PER_HEAD = 16  # the catalog's "heads" knob: E = heads * 16 channels (bench/mixers.py times
+# 10 heads, E = 160: the 200k Mamba's d_inner)
 STATE_SIZE = 16  # N, Mamba's d_state
 
 
