@@ -157,3 +157,24 @@ def test_a_tuned_sweep_runs_tuning_first_and_uses_the_choice(ray_runtime, tmp_pa
     # Resubmitting runs nothing again.
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0 and json.loads(again.stdout)["ran"] == 0
+
+
+def test_beta2_candidates_are_searched_with_the_lr(tmp_path: Path):
+    spec = parse_spec({**SPEC, "tuning": {"lrs": [1e-3, 1e-2], "beta2s": [0.95, 0.99], "tokens": 16384}})
+    tuning = [t for t in plan_trials(spec, 256) if t.role == "tuning"]
+    assert len(tuning) == 3 * 2 * 2  # every size x lr x beta2
+    assert {(t.config["training"]["lr"], t.config["training"]["beta2"]) for t in tuning} == {
+        (lr, b) for lr in (1e-3, 1e-2) for b in (0.95, 0.99)
+    }
+    store = Store.open(f"sqlite:///{tmp_path / 'b.db'}")
+    store.upsert_sweep("tuned", {}, workdir=None, code_version=None)
+    rows = [
+        make_trial(f"t{lr}-{b}", role="tuning", status="done", final_val_loss=loss,
+                   config={"training": {"lr": lr, "beta2": b}, "role": "tuning"})
+        for (lr, b), loss in {(1e-3, 0.95): 3.0, (1e-3, 0.99): 2.9, (1e-2, 0.95): 2.5, (1e-2, 0.99): 2.6}.items()
+    ]
+    store.add_trials("tuned", [*rows, make_trial("main", config={"training": {"lr": TUNED}})])
+    by_id = {t.id: t for t in store.trials("tuned")}
+    assert Dependencies(store, "tuned").check(by_id["main"], by_id) == ("ready", {"lr": 1e-2, "beta2": 0.95})
+    (choice,) = store.tuning_results("tuned")
+    assert choice["beta2"] == 0.95 and {c["beta2"] for c in choice["details"]["candidates"]} == {0.95, 0.99}
