@@ -6,7 +6,7 @@ and its temp folder is private, so it never writes the shared /tmp/ray/ray_curre
 other clients would follow. The child reads one command per line on stdin:
 
     remove I    kill worker node I (raylet and its workers), as a lost machine would
-    actors      print the node id of every TrialWorker actor ever placed
+    actors      print node id, pid and state of every TrialWorker actor ever placed
     (EOF)       shut the cluster down
 
 Run as a script only by :class:`LoopbackCluster`.
@@ -42,7 +42,16 @@ class LoopbackCluster:
         env = {**os.environ, "RAY_TMPDIR": self._temp}
         self._process = subprocess.Popen(
             # `timeout` bounds the cluster's whole life: a hung start must not hang the suite.
-            ["timeout", "-k", "10", "900", sys.executable, __file__, str(self.workers), str(self.cpus_per_worker)],
+            [
+                "timeout",
+                "-k",
+                "10",
+                "900",
+                sys.executable,
+                __file__,
+                str(self.workers),
+                str(self.cpus_per_worker),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -85,7 +94,11 @@ class LoopbackCluster:
 
     def actor_nodes(self) -> list[str]:
         """The node id of every TrialWorker actor placed so far (live or dead), one per actor."""
-        return self._command("actors")["nodes"]
+        return [actor["node"] for actor in self.actors()]
+
+    def actors(self) -> list[dict[str, Any]]:
+        """Every TrialWorker actor placed so far: ``{"node": id, "pid": .., "state": "ALIVE" | "DEAD" | ..}``."""
+        return self._command("actors")["actors"]
 
     def __exit__(self, *_exc: object) -> None:
         process, self._process = self._process, None
@@ -126,11 +139,11 @@ def _serve(workers: int, cpus_per_worker: int) -> None:
             elif command[:1] == ["actors"]:
                 table = cluster.global_state.actor_table(None)
                 placed = [
-                    actor["Address"]["NodeID"]
+                    {"node": actor["Address"]["NodeID"], "pid": actor["Pid"], "state": actor["State"]}
                     for actor in table.values()
-                    if actor.get("ActorClassName", "").endswith("TrialWorker") and actor.get("Address", {}).get("NodeID")
+                    if actor["ActorClassName"].endswith("TrialWorker") and actor["Address"]["NodeID"]
                 ]
-                print(json.dumps({"nodes": placed}), flush=True)
+                print(json.dumps({"actors": placed}), flush=True)
     finally:
         cluster.shutdown()
 

@@ -155,13 +155,18 @@ class Dispatcher:
             ) as live:
                 last_draw = 0.0
                 while queue or any(g.busy for g in self.groups):
-                    free = [g for g in self.groups if not g.busy]
+                    # Only groups the cluster has placed: a replacement for a group lost with its node
+                    # may wait for another group's resources, and blocking on it would hang the sweep.
+                    free = [g for g in self.groups if not g.busy and g.ready()]
                     for group, (trial_id, overrides) in zip(free, self._next_ready(queue, len(free)), strict=False):
                         self._start(group, trial_id, overrides)
-                    if queue and not any(g.busy for g in self.groups):
+                    if queue and free and not any(g.busy for g in self.groups):
                         self._block_rest(queue)  # nothing runs and nothing queued can start: a dependency failed
                         continue
                     busy_refs = {ref: g for g in self.groups if g.busy for ref in g.refs}
+                    if not busy_refs:  # nothing runs yet: the free groups still wait to be placed
+                        time.sleep(0.5)
+                        continue
                     ready, _ = ray.wait(list(busy_refs), num_returns=1, timeout=0.5)
                     for ref in ready:
                         group = busy_refs[ref]

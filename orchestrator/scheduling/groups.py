@@ -32,8 +32,22 @@ class WorkerGroup:
             for i in range(workers)
         ]
         self._joined: ray.ObjectRef | None = None
+        self._placed = self.placement.ready()
         self.trial_id: str | None = None
         self.refs: list[ray.ObjectRef] = []
+
+    def ready(self) -> bool:
+        """Whether the cluster has placed this group's bundles (never blocks).
+
+        A group made to replace one lost with its node may not fit until another group frees its
+        resources; the dispatcher must not wait on it, or a smaller cluster would hang the sweep.
+        """
+        if self._placed is None:
+            return True
+        done, _ = ray.wait([self._placed], timeout=0)
+        if done:
+            self._placed = None
+        return bool(done)
 
     def _ensure_joined(self) -> None:
         if self._joined is None:

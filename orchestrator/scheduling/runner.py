@@ -8,7 +8,9 @@ collect results. Workers write their own evals and final records; the driver onl
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,9 +131,7 @@ def run_sweep(
     max_loss: float | None = None,
 ) -> dict[str, Any]:
     """Run every trial of the sweep that is not done yet; returns a summary."""
-    import ray
 
-    from orchestrator.scheduling.dispatcher import Dispatcher
     from orchestrator.tracking import SweepTracking
 
     spec, store = context.spec, context.store
@@ -160,6 +160,26 @@ def run_sweep(
             )
         store.set_sweep_mlflow(spec.name, tracking.experiment_id, tracking.parent_run_id)
 
+    # Ray's driver prints cluster errors ("(raylet) Raylet is terminated ...", when a node is lost) to
+    # whatever sys.stdout is at the time; stdout belongs to `--json`, so they go to stderr meanwhile.
+    with contextlib.redirect_stdout(sys.stderr):
+        return summary | _dispatch(context, tracking, todo, address=address, console=console, max_loss=max_loss)
+
+
+def _dispatch(
+    context: SweepContext,
+    tracking: Any,
+    todo: list[Any],
+    *,
+    address: str | None,
+    console: Console,
+    max_loss: float | None,
+) -> dict[str, Any]:
+    import ray
+
+    from orchestrator.scheduling.dispatcher import Dispatcher
+
+    spec, store = context.spec, context.store
     with console.status("starting Ray"):
         owns_ray = connect_ray(address)
     _check_resources(spec)
@@ -172,7 +192,7 @@ def run_sweep(
         versions=library_versions(),
     )
     try:
-        ran = dispatcher.run([t.id for t in todo])
+        return dispatcher.run([t.id for t in todo])
     finally:
         dispatcher.shutdown()
         if tracking:
@@ -182,4 +202,3 @@ def run_sweep(
             )
         if owns_ray:
             ray.shutdown()
-    return summary | ran

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -10,9 +11,10 @@ from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_log = logging.getLogger("ceiling.store")
 T = TypeVar("T")
 
 
@@ -74,15 +76,37 @@ def migrate(engine: Engine) -> None:
 
 
 def with_retries(operation: Callable[[], T], *, attempts: int = 8, first_delay_s: float = 0.5) -> T:
-    """Run a store operation, retrying when the database is briefly unreachable (server restart)."""
+    """Run a store operation, retrying when the database is briefly unreachable (server restart).
+
+    Each try is its own transaction, so a retried write either happened once or not at all; the
+    writes are idempotent (upserts, fenced updates), so one whose commit was lost in flight is safe
+    to repeat. Delays double from ``first_delay_s`` up to 10 s: 8 tries ride out ~35 s of outage.
+    """
     delay = first_delay_s
     for attempt in range(attempts):
         try:
             return operation()
-        except (OperationalError, DBAPIError) as exc:
-            transient = isinstance(exc, OperationalError) or getattr(exc, "connection_invalidated", False)
+        except (OperationalError, DBAPIError, DisconnectionError) as exc:
+            transient = isinstance(exc, (OperationalError, DisconnectionError)) or getattr(
+                exc, "connection_invalidated", False
+            )
             if not transient or attempt == attempts - 1:
                 raise
+            first_line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            _log.warning(
+                "store unreachable (%s); retry %d/%d in %.1f s",
+                _redact_text(first_line),
+                attempt + 1,
+                attempts - 1,
+                delay,
+            )
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
     raise AssertionError("unreachable")
+
+
+def _redact_text(message: str) -> str:
+    """A driver error message with any ``user:password@`` it quotes hidden."""
+    import re
+
+    return re.sub(r"(://[^:/@\s]+):[^@\s]+@", r"\1:***@", message)
