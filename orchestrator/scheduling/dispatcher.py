@@ -15,6 +15,8 @@ from orchestrator.provenance import code_version
 from orchestrator.scheduling.groups import WorkerGroup
 from orchestrator.store import StaleAttempt
 
+FINAL = ("done", "diverged")  # statuses a worker writes last; nothing after them may undo them
+
 
 class Dispatcher:
     def __init__(
@@ -129,6 +131,15 @@ class Dispatcher:
                 # A dead worker, or peers of a failed rank stuck in a collective: replace the group.
                 group.kill()
                 self.groups[self.groups.index(group)] = self._new_group()
+            stored = self.store.get_trial(trial_id)
+            if stored is not None and stored.attempts == attempt and stored.status in FINAL:
+                # The worker committed its final record, then died (its node lost) before replying:
+                # the result stands; releasing it would train it again from scratch.
+                self.failures[trial_id] -= 1
+                self.results[trial_id] = stored.status
+                if self.tracking and stored.mlflow_run_id:
+                    self.tracking.end_child(stored.mlflow_run_id, stored.status)
+                return
             try:
                 if self.failures[trial_id] <= self.spec.resources.retries:
                     self.store.release(trial_id, attempt, f"attempt {attempt} failed, retrying: {message}")

@@ -87,9 +87,7 @@ def with_retries(operation: Callable[[], T], *, attempts: int = 8, first_delay_s
         try:
             return operation()
         except (OperationalError, DBAPIError, DisconnectionError) as exc:
-            transient = isinstance(exc, (OperationalError, DisconnectionError)) or getattr(
-                exc, "connection_invalidated", False
-            )
+            transient = _transient(exc)
             if not transient or attempt == attempts - 1:
                 raise
             first_line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
@@ -103,6 +101,18 @@ def with_retries(operation: Callable[[], T], *, attempts: int = 8, first_delay_s
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
     raise AssertionError("unreachable")
+
+
+def _transient(exc: Exception) -> bool:
+    """Whether waiting could help: a lost or refused connection, a lock, a deadlock; not a bad query."""
+    if getattr(exc, "connection_invalidated", False) or isinstance(exc, DisconnectionError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    if type(exc.orig).__module__.startswith("sqlite3"):
+        # SQLite reports everything as OperationalError, "no such table" included; only contention passes.
+        return any(word in str(exc.orig).lower() for word in ("locked", "busy"))
+    return True  # server drivers: connection failures, admin shutdown, "starting up", deadlocks
 
 
 def _redact_text(message: str) -> str:

@@ -154,11 +154,12 @@ class Store:
 
         return self._write(op)
 
-    def _fenced_update(self, trial_id: str, attempt: int, **values: Any) -> None:
+    def _fenced_update(self, trial_id: str, attempt: int, *, unless_final: bool = False, **values: Any) -> None:
         def op(session: Session) -> None:
-            result = session.execute(
-                update(Trial).where(Trial.id == trial_id, Trial.attempts == attempt).values(**values)
-            )
+            query = update(Trial).where(Trial.id == trial_id, Trial.attempts == attempt)
+            if unless_final:
+                query = query.where(Trial.status.not_in(("done", "diverged")))
+            result = session.execute(query.values(**values))
             if result.rowcount == 0:
                 raise StaleAttempt(f"trial {trial_id}: attempt {attempt} is no longer current")
 
@@ -176,8 +177,12 @@ class Store:
         )
 
     def release(self, trial_id: str, attempt: int, error: str) -> None:
-        """Hand a trial back as pending (it will be retried); keeps its attempt count."""
-        self._fenced_update(trial_id, attempt, status="pending", error=error[-8000:])
+        """Hand a trial back as pending (it will be retried); keeps its attempt count.
+
+        Refused (StaleAttempt) once the attempt has written its final record: a worker that dies
+        after committing `done` must not send its trial round again.
+        """
+        self._fenced_update(trial_id, attempt, unless_final=True, status="pending", error=error[-8000:])
 
     def reset_interrupted(self, sweep_name: str) -> int:
         """Trials left ``running`` by a killed orchestrator go back to ``pending``."""
