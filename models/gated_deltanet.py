@@ -17,7 +17,6 @@ dim, X concatenated channels.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,15 +28,12 @@ from torch import nn
 
 from kernels import dispatch
 from kernels.delta import gated_delta_rule_step
-from models.blocks import SwiGLU, swiglu_hidden, swiglu_multiple
+from models.blocks import SwiGLU, swiglu_hidden, swiglu_width_range
 from models.lm import LanguageModel, ModelConfig, ResidualBlock
 from models.registry import Architecture
 from models.sizing import (
     DEFAULT_DEPTHS,
-    SIZING_REL_TOL,
-    TRIM_REL_TOL,
-    closest_value,
-    search_shape,
+    search_then_trim,
     width_grid,
 )
 
@@ -233,22 +229,15 @@ def size_gated_deltanet(target: int, *, vocab_size: int, overrides: Mapping[str,
     depths = [fixed.pop("n_layers")] if "n_layers" in fixed else list(DEFAULT_DEPTHS)
     widths = [fixed.pop("d_model")] if "d_model" in fixed else width_grid()
 
-    def count(n_layers: int, d_model: int) -> int:
-        return _derive(n_layers, d_model, vocab_size, fixed).non_embedding_params()
-
-    can_trim = "ffn_hidden" not in fixed and (len(depths) > 1 or len(widths) > 1)
-    rel_tol = TRIM_REL_TOL if can_trim else SIZING_REL_TOL
-    choice = search_shape(target, count, depths=depths, widths=widths, rel_tol=rel_tol)
-    config = _derive(choice.n_layers, choice.d_model, vocab_size, fixed)
-    if can_trim and abs(choice.rel_error(target)) > SIZING_REL_TOL:
-        d_model, step = config.d_model, swiglu_multiple(config.d_model)
-        hidden = closest_value(
-            target,
-            lambda f: dataclasses.replace(config, ffn_hidden=f).non_embedding_params(),
-            range(step * max(1, round(2 * d_model / step)), 4 * d_model + 1, step),
-        )
-        config = dataclasses.replace(config, ffn_hidden=hidden)
-    return config
+    return search_then_trim(
+        target,
+        lambda n_layers, d_model: _derive(n_layers, d_model, vocab_size, fixed),
+        depths=depths,
+        widths=widths,
+        trim_field="ffn_hidden",
+        trim_values=lambda config: swiglu_width_range(config.d_model, upper=4),
+        fixed=fixed,
+    )
 
 
 ARCHITECTURE = Architecture(

@@ -18,7 +18,6 @@ head dim, V value head dim, R gate rank, F MLP hidden.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,16 +28,13 @@ from torch import nn
 
 from kernels import dispatch
 from kernels.gla import chunk_gla_flops_per_token, gla_step
-from models.blocks import SwiGLU, swiglu_hidden, swiglu_multiple
+from models.blocks import SwiGLU, swiglu_hidden, swiglu_width_range
 from models.lm import LanguageModel, ModelConfig, ResidualBlock
 from models.registry import Architecture
 from models.sizing import (
     ASPECT_RATIO,
     DEFAULT_DEPTHS,
-    SIZING_REL_TOL,
-    TRIM_REL_TOL,
-    closest_value,
-    search_shape,
+    search_then_trim,
     width_grid,
 )
 
@@ -197,32 +193,21 @@ def size_by_search(
     valid_widths = [w for w in widths if is_valid(w)]
     if not valid_widths:
         raise ValueError(f"no shape satisfies overrides {dict(overrides)}: {errors[-1] if errors else ''}")
-    can_trim = (
-        trim_field is not None and trim_field not in fixed and (len(depths) > 1 or len(valid_widths) > 1)
-    )
-    choice = search_shape(
+    return search_then_trim(
         target,
-        lambda n_layers, d_model: derive(n_layers, d_model, fixed).non_embedding_params(),
+        lambda n_layers, d_model: derive(n_layers, d_model, fixed),
         depths=depths,
         widths=valid_widths,
+        trim_field=trim_field,
+        trim_values=trim_values,
+        fixed=fixed,
         aspect_ratio=aspect_ratio,
-        rel_tol=TRIM_REL_TOL if can_trim else SIZING_REL_TOL,
     )
-    config = derive(choice.n_layers, choice.d_model, fixed)
-    if can_trim and trim_values is not None and abs(choice.rel_error(target)) > SIZING_REL_TOL:
-        value = closest_value(
-            target,
-            lambda f: dataclasses.replace(config, **{trim_field: f}).non_embedding_params(),
-            trim_values(config),
-        )
-        config = dataclasses.replace(config, **{trim_field: value})
-    return config
 
 
 def swiglu_trim_range(config: Any) -> range:
     """SwiGLU widths in [2d, 4d] on the Transformer's rounding multiple."""
-    d_model, step = config.d_model, swiglu_multiple(config.d_model)
-    return range(step * max(1, round(2 * d_model / step)), 4 * d_model + 1, step)
+    return swiglu_width_range(config.d_model, upper=4)
 
 
 def default_gla_heads(d_model: int) -> int:

@@ -25,7 +25,6 @@ Shape suffixes: B batch, T time, D d_model, R lru_width, F MLP hidden, K conv wi
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,16 +36,13 @@ from torch import nn
 
 from kernels import dispatch
 from kernels.linear_scan import linear_scan_step
-from models.blocks import swiglu_multiple
+from models.blocks import swiglu_width_range
 from models.lm import LanguageModel, ModelConfig, ResidualBlock
 from models.registry import Architecture
 from models.sizing import (
     DEFAULT_DEPTHS,
-    SIZING_REL_TOL,
-    TRIM_REL_TOL,
-    closest_value,
     default_head_dim,
-    search_shape,
+    search_then_trim,
     width_grid,
 )
 
@@ -298,24 +294,15 @@ def search_config(
     valid_widths = [w for w in widths if is_valid(w)]
     if not valid_widths:
         raise ValueError(f"no shape satisfies overrides {dict(overrides)}: {errors[-1] if errors else ''}")
-    can_trim = trim_field not in fixed and (len(depths) > 1 or len(valid_widths) > 1)
-    choice = search_shape(
+    return search_then_trim(
         target,
-        lambda n_layers, d_model: derive(n_layers, d_model, fixed).non_embedding_params(),
+        lambda n_layers, d_model: derive(n_layers, d_model, fixed),
         depths=depths,
         widths=valid_widths,
-        rel_tol=TRIM_REL_TOL if can_trim else SIZING_REL_TOL,
+        trim_field=trim_field,
+        trim_values=lambda config: swiglu_width_range(config.d_model, upper=4),
+        fixed=fixed,
     )
-    config = derive(choice.n_layers, choice.d_model, fixed)
-    if can_trim and abs(choice.rel_error(target)) > SIZING_REL_TOL:
-        d_model, step = config.d_model, swiglu_multiple(config.d_model)
-        hidden = closest_value(
-            target,
-            lambda f: dataclasses.replace(config, **{trim_field: f}).non_embedding_params(),
-            range(step * max(1, round(2 * d_model / step)), 4 * d_model + 1, step),
-        )
-        config = dataclasses.replace(config, **{trim_field: hidden})
-    return config
 
 
 def size_hawk(target: int, *, vocab_size: int, overrides: Mapping[str, Any]) -> HawkConfig:

@@ -20,7 +20,6 @@ C d_model, H heads, N head size, F channel-mix hidden, R LoRA rank.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,11 +36,8 @@ from models.lm import LanguageModel, ModelConfig
 from models.registry import Architecture
 from models.sizing import (
     DEFAULT_DEPTHS,
-    SIZING_REL_TOL,
-    TRIM_REL_TOL,
-    closest_value,
     default_head_dim,
-    search_shape,
+    search_then_trim,
     width_grid,
 )
 
@@ -355,22 +351,16 @@ def size_rwkv7(target: int, *, vocab_size: int, overrides: Mapping[str, Any]) ->
     if "head_dim" in fixed:
         widths = [w for w in widths if w % fixed["head_dim"] == 0] or widths
 
-    def count(n_layers: int, d_model: int) -> int:
-        return _derive(n_layers, d_model, vocab_size, fixed).non_embedding_params()
-
-    can_trim = "ffn_hidden" not in fixed and (len(depths) > 1 or len(widths) > 1)
-    rel_tol = TRIM_REL_TOL if can_trim else SIZING_REL_TOL
-    choice = search_shape(target, count, depths=depths, widths=widths, rel_tol=rel_tol)
-    config = _derive(choice.n_layers, choice.d_model, vocab_size, fixed)
-    if can_trim and abs(choice.rel_error(target)) > SIZING_REL_TOL:
-        d_model = config.d_model
-        hidden = closest_value(
-            target,
-            lambda f: dataclasses.replace(config, ffn_hidden=f).non_embedding_params(),
-            range(3 * d_model, 5 * d_model + 1, 8 if d_model >= 64 else 4),
-        )
-        config = dataclasses.replace(config, ffn_hidden=hidden)
-    return config
+    # RWKV's channel mix is a squared-ReLU MLP of ~4d: its trim range is [3d, 5d].
+    return search_then_trim(
+        target,
+        lambda n_layers, d_model: _derive(n_layers, d_model, vocab_size, fixed),
+        depths=depths,
+        widths=widths,
+        trim_field="ffn_hidden",
+        trim_values=lambda config: range(3 * config.d_model, 5 * config.d_model + 1, 8 if config.d_model >= 64 else 4),
+        fixed=fixed,
+    )
 
 
 ARCHITECTURE = Architecture(

@@ -22,7 +22,6 @@ Shape suffixes: B batch, T time, D = H d_model, M complex modes, F FFN hidden.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,15 +32,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from kernels.fft_conv import s4d_discretize, s4d_fft, s4d_step
-from models.blocks import RMSNorm, swiglu_multiple
+from models.blocks import RMSNorm, swiglu_width_range
 from models.lm import LanguageModel, ModelConfig
 from models.registry import Architecture
 from models.sizing import (
     DEFAULT_DEPTHS,
-    SIZING_REL_TOL,
-    TRIM_REL_TOL,
-    closest_value,
-    search_shape,
+    search_then_trim,
     width_grid,
 )
 
@@ -231,24 +227,15 @@ def size_s4d(target: int, *, vocab_size: int, overrides: Mapping[str, Any]) -> S
         return S4DConfig(vocab_size=vocab_size, n_layers=n_layers, d_model=d_model, **values)
 
     derive(depths[0], widths[0])  # invalid overrides fail here, naming the field
-    can_trim = "ffn_hidden" not in fixed and (len(depths) > 1 or len(widths) > 1)
-    choice = search_shape(
+    return search_then_trim(
         target,
-        lambda n_layers, d_model: derive(n_layers, d_model).non_embedding_params(),
+        derive,
         depths=depths,
         widths=widths,
-        rel_tol=TRIM_REL_TOL if can_trim else SIZING_REL_TOL,
+        trim_field="ffn_hidden",
+        trim_values=lambda config: swiglu_width_range(config.d_model, upper=5),
+        fixed=fixed,
     )
-    config = derive(choice.n_layers, choice.d_model)
-    if can_trim and abs(choice.rel_error(target)) > SIZING_REL_TOL:
-        d_model, step = config.d_model, swiglu_multiple(config.d_model)
-        hidden = closest_value(
-            target,
-            lambda f: dataclasses.replace(config, ffn_hidden=f).non_embedding_params(),
-            range(step * max(1, round(2 * d_model / step)), 5 * d_model + 1, step),
-        )
-        config = dataclasses.replace(config, ffn_hidden=hidden)
-    return config
 
 
 ARCHITECTURE = Architecture(

@@ -7,7 +7,6 @@ Shape suffixes: B batch, T time, S key time, D d_model, H query heads, G kv head
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,16 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.blocks import SwiGLU, apply_rope, rope_cos_sin, swiglu_hidden, swiglu_multiple
+from models.blocks import SwiGLU, apply_rope, rope_cos_sin, swiglu_hidden, swiglu_width_range
 from models.lm import LanguageModel, ModelConfig, ResidualBlock
 from models.registry import Architecture
 from models.sizing import (
     DEFAULT_DEPTHS,
-    SIZING_REL_TOL,
-    TRIM_REL_TOL,
-    closest_value,
     default_head_dim,
-    search_shape,
+    search_then_trim,
     width_grid,
 )
 
@@ -203,24 +199,16 @@ def size_transformer(target: int, *, vocab_size: int, overrides: Mapping[str, An
         except (ValueError, TypeError) as error:
             raise ValueError(f"no transformer shape satisfies overrides {dict(overrides)}: {error}") from None
 
-    def count(n_layers: int, d_model: int) -> int:
-        return _derive(n_layers, d_model, vocab_size, fixed).non_embedding_params()
-
-    # trim the MLP only when it is free and the shape is not entirely chosen by the caller
-    can_trim = "ffn_hidden" not in fixed and (len(depths) > 1 or len(valid_widths) > 1)
-    rel_tol = TRIM_REL_TOL if can_trim else SIZING_REL_TOL
-    choice = search_shape(target, count, depths=depths, widths=valid_widths, rel_tol=rel_tol)
-    config = _derive(choice.n_layers, choice.d_model, vocab_size, fixed)
-    if can_trim and abs(choice.rel_error(target)) > SIZING_REL_TOL:
-        # Small models: the width grid is too coarse to land within 5%; move the MLP within [2d, 4d].
-        d_model, step = config.d_model, swiglu_multiple(config.d_model)
-        hidden = closest_value(
-            target,
-            lambda f: dataclasses.replace(config, ffn_hidden=f).non_embedding_params(),
-            range(step * max(1, round(2 * d_model / step)), 4 * d_model + 1, step),
-        )
-        config = dataclasses.replace(config, ffn_hidden=hidden)
-    return config
+    # Small models: the width grid is too coarse to land within 5%; the MLP moves within [2d, 4d].
+    return search_then_trim(
+        target,
+        lambda n_layers, d_model: _derive(n_layers, d_model, vocab_size, fixed),
+        depths=depths,
+        widths=valid_widths,
+        trim_field="ffn_hidden",
+        trim_values=lambda config: swiglu_width_range(config.d_model, upper=4),
+        fixed=fixed,
+    )
 
 
 ARCHITECTURE = Architecture(
