@@ -124,8 +124,8 @@ CRASH = {
     "sizes": ["30k"],
     "data": {"seq_len": 64, "val_tokens": 4096},
     "training": {
-        "batch_tokens": 1024, "precision": "fp32", "lr": 3e-3, "cooldown_frac": 0.25,
-        "eval_interval": 40, "log_interval": 5, "checkpoint_interval": 10,
+        "batch_tokens": 2048, "precision": "fp32", "lr": 3e-3, "cooldown_frac": 0.25,
+        "eval_interval": 40, "log_interval": 2, "checkpoint_interval": 4,
     },
     "resources": {"workers_per_trial": 1, "cpus_per_worker": 1, "max_concurrent_trials": 1, "retries": 2},
 }
@@ -156,14 +156,20 @@ def test_killed_trunk_and_branch_resume_from_their_checkpoints(ray_runtime, tmp_
     from orchestrator.scheduling.runner import run_sweep
 
     # Budgets of 96 and 160 steps: cooldowns of 24 and 40 steps start at 72 and 120; the trunk runs 120.
-    context, console = _context(tmp_path / "crash", "crash", [96 * 1024, 160 * 1024], branches=True,
+    context, console = _context(tmp_path / "crash", "crash", [96 * 2048, 160 * 2048], branches=True,
                                 warmup_frac=0.05)
     outcome: dict = {}
-    runner = threading.Thread(target=lambda: outcome.update(run_sweep(context, address=None, console=console)))
+    def sweep() -> None:
+        try:
+            outcome.update(run_sweep(context, address=None, console=console))
+        except BaseException as exc:  # shown by the assertion below instead of lost in the thread
+            outcome["error"] = repr(exc)
+
+    runner = threading.Thread(target=sweep)
     runner.start()
-    # Kill the trunk's worker past its branch point at 72 (rolling checkpoint at 80), then the long
-    # branch's worker past its own first checkpoint (130): each must resume from its own checkpoint.
-    targets = [("trunk", 85), ("branch", 135)]
+    # Kill the trunk's worker past its branch point at 72 (rolling checkpoints every 4 steps), then the
+    # long branch's worker past its own first checkpoint (124): each must resume from its own checkpoint.
+    targets = [("trunk", 78), ("branch", 126)]
     killed: dict[str, int] = {}
     deadline = time.time() + 300
     while targets and time.time() < deadline and runner.is_alive():
@@ -177,19 +183,19 @@ def test_killed_trunk_and_branch_resume_from_their_checkpoints(ray_runtime, tmp_
                 killed[trial.id] = pid
                 targets.pop(0)
                 break
-        time.sleep(0.1)
+        time.sleep(0.05)
     runner.join(timeout=600)
-    assert not targets, f"could not kill {targets} in time (killed {killed})"
+    assert not targets, f"could not kill {targets} in time (killed {killed}; {outcome})"
     assert outcome["outcomes"] == {"done": 3} and outcome["retries"] == 2
 
     trials = {(t.role, t.steps_total): t for t in context.store.trials("crash")}
     trunk, long_branch = trials[("trunk", 120)], trials[("branch", 160)]
-    assert trunk.attempts == 2 and trunk.final_metrics["resumed_from_step"] >= 80
-    assert long_branch.attempts == 2 and long_branch.final_metrics["resumed_from_step"] >= 130
+    assert trunk.attempts == 2 and trunk.final_metrics["resumed_from_step"] >= 76
+    assert long_branch.attempts == 2 and long_branch.final_metrics["resumed_from_step"] >= 124
     assert trials[("branch", 96)].final_metrics["resumed_from_step"] == 72
 
     # Still the same computation as an independent 160-step run (5 warmup steps, 40 cooldown).
-    reference, _ = _context(tmp_path / "reference", "reference", [160 * 1024], warmup_frac=5 / 160)
+    reference, _ = _context(tmp_path / "reference", "reference", [160 * 2048], warmup_frac=5 / 160)
     run_sweep(reference, address=None, console=console)
     (alone,) = reference.store.trials("reference")
     assert alone.config["training"]["warmup_steps"] == trunk.config["training"]["warmup_steps"] == 5
