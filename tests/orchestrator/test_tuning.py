@@ -178,3 +178,21 @@ def test_beta2_candidates_are_searched_with_the_lr(tmp_path: Path):
     assert Dependencies(store, "tuned").check(by_id["main"], by_id) == ("ready", {"lr": 1e-2, "beta2": 0.95})
     (choice,) = store.tuning_results("tuned")
     assert choice["beta2"] == 0.95 and {c["beta2"] for c in choice["details"]["candidates"]} == {0.95, 0.99}
+
+
+def test_roles_parents_and_tuning_choices_round_trip(store_url: str):
+    """Migration 0003 on SQLite and Postgres: role defaults to main, parent ids and choices are stored."""
+    store = Store.open(store_url)
+    store.upsert_sweep("rt", {}, workdir=None, code_version=None)
+    store.add_trials("rt", [make_trial("plain"), make_trial("trunk", role="trunk"),
+                            make_trial("branch", role="branch", parent_id="trunk")])
+    rows = {t.id: (t.role, t.parent_id) for t in store.trials("rt")}
+    assert rows == {"plain": ("main", None), "trunk": ("trunk", None), "branch": ("branch", "trunk")}
+    details = {"candidates": [{"lr": 1e-2, "loss": None, "trial_id": "x"}], "rule": {"A": 1.0, "exponent": -0.3}}
+    store.record_tuning_choice("rt", arch="gla", label="20k", method="rule", lr=1e-3, details=details)
+    store.record_tuning_choice("rt", arch="gla", label="20k", method="search", lr=5.0, details={})  # first stands
+    assert store.tuning_results("rt") == [
+        {"arch": "gla", "label": "20k", "method": "rule", "lr": 1e-3, "beta2": None, "details": details}
+    ]
+    store.set_trial_lr("plain", 2e-3)
+    assert store.get_trial("plain").lr == 2e-3
