@@ -225,8 +225,12 @@ def _branched(
             extra={"branch_starts": starts},
         )
         out.append(trunk)
+        all_starts = [steps - cooldown for steps, cooldown in zip(budget_steps, cooldowns, strict=True)]
         for steps, cooldown in zip(budget_steps, cooldowns, strict=True):
             branch = {"parent": trunk.id, "start_step": steps - cooldown}
+            if all_starts.count(steps - cooldown) == 1:
+                # The only branch from this checkpoint deletes it once done (a trunk keeps one per budget).
+                branch["release_checkpoint"] = True
             out.append(
                 _resolve(
                     *point, steps, seed, compute, lr=lr, role="branch", warmup=warmup, cooldown=cooldown,

@@ -300,6 +300,9 @@ def train_trial(payload: TrialPayload, *, rank: int, world: int) -> dict[str, An
         if reporter:
             reporter.finish(**final)
             checkpoints.clear()  # done is final: the checkpoint is no longer needed
+            branch = config.get("branch") or {}
+            if branch.get("release_checkpoint") and branch["start_step"] > 0:
+                branch_point_store(payload, branch["parent"], branch["start_step"]).clear()
         return {"status": "done", **final}
     except TrialDiverged as exc:
         if reporter:

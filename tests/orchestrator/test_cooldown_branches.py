@@ -46,6 +46,7 @@ def test_plan_has_one_trunk_per_size_and_seed_and_a_branch_per_budget():
         mine = [b for b in branches if b.parent_id == trunk.id]
         assert {b.seed for b in mine} == {trunk.seed} and [b.steps for b in mine] == [16, 32]
         assert [b.config["branch"]["start_step"] for b in mine] == [12, 24]
+        assert all(b.config["branch"]["release_checkpoint"] for b in mine)  # one branch per start
         # The same warmup for the trunk and every branch: warmup_frac of the smallest budget.
         assert {t.config["training"]["warmup_steps"] for t in [trunk, *mine]} == {2}
     saved = flops_saved(trials)
@@ -111,6 +112,9 @@ def test_branch_matches_an_independent_run_of_the_same_budget(ray_runtime, tmp_p
     # Its own tokens and FLOPs count the trunk prefix it used: the same as the independent run's.
     assert (long_branch.tokens, long_branch.flops_exact) == (alone.tokens, alone.flops_exact)
     print(f"branch {long_branch.final_val_loss:.6f} vs independent {alone.final_val_loss:.6f}")
+
+    # Each branch point's checkpoint was deleted by its only branch once that branch was done.
+    assert not list((workdir / "checkpoints").glob(f"{trunk.id}-at*"))
 
     # Law inputs: branches are points, the trunk is listed as excluded with its reason.
     runs = law_runs(store, "branched")
