@@ -36,7 +36,14 @@ from kernels.delta import (  # noqa: E402
 )
 
 DEVICE = "cuda" if CUDA else "cpu"
+SIXTEEN_BIT = {"q_BTHK", "k_BTHK", "v_BTHV", "r_BTHK", "a_BTHK", "b_BTHK"}  # decays and beta stay fp32
 REL_RMS_TOL = 5e-3
+
+
+# on CUDA the real-shape tests below run instead: every tile configuration compiles for tens of seconds
+interpreter_only = pytest.mark.skipif(
+    CUDA, reason="tiny interpreter shapes: on CUDA the real-shape tests run"
+)
 
 
 def _triton_delta():
@@ -80,12 +87,14 @@ def _compare(reference, fast, inputs: dict, kwargs: dict, tol: float = REL_RMS_T
     ],
     ids=["T37", "T5_split_values", "T40_C32"],
 )
+@interpreter_only
 @pytest.mark.parametrize("initial", [True, False], ids=["s0", "no_s0"])
 def test_triton_gated_delta_rule_matches_reference(shape, kwargs, initial):
     inputs = _gated_inputs(*shape, initial)
     _compare(gated_delta_rule_ref, _triton_delta().chunk_gated_delta_rule, inputs, kwargs)
 
 
+@interpreter_only
 def test_triton_gated_delta_rule_rounds_other_chunk_lengths_up_and_checks_value_blocks():
     # a model's chunk_size need not be a power of two: 24 runs as 32, with the same (exact) result
     delta = _triton_delta()
@@ -123,6 +132,7 @@ def _rwkv7_inputs(
     ],
     ids=["T37", "T5_split_values", "T40_C32_as_16_strong_decay"],
 )
+@interpreter_only
 @pytest.mark.parametrize("initial", [True, False], ids=["s0", "no_s0"])
 def test_triton_generalized_delta_rule_matches_reference(shape, extra, kwargs, initial):
     inputs = _rwkv7_inputs(*shape, initial, **extra)
@@ -130,52 +140,37 @@ def test_triton_generalized_delta_rule_matches_reference(shape, extra, kwargs, i
 
 
 def _bf16(inputs: dict) -> dict:
-    cast = {
-        n: (x.detach().bfloat16() if n in ("q_BTHK", "k_BTHK", "v_BTHV") else x.detach())
-        for n, x in inputs.items()
-    }
+    cast = {n: (x.detach().bfloat16() if n in SIXTEEN_BIT else x.detach()) for n, x in inputs.items()}
     return {n: x.requires_grad_(True) for n, x in cast.items()}
 
 
-@pytest.mark.skipif(not CUDA, reason="bf16 tl.dot is wrong under the Triton interpreter: GPU only")
-def test_triton_gated_delta_rule_bf16_on_gpu():
-    # the reference sees the same bf16-rounded inputs in fp32; bf16 outputs and tf32 products bound the error
-    inputs = _bf16(_gated_inputs(2, 300, 4, 64, 64, True))
-    _compare(
-        gated_delta_rule_ref, _triton_delta().chunk_gated_delta_rule, inputs, {"chunk_size": 64}, tol=2e-2
-    )
+# (op, dtype, K, V, initial state): few tile configurations, since each compiles for tens of seconds
+GPU_CASES = [
+    ("chunk_gated_delta_rule", torch.float32, 128, 128, True),
+    ("chunk_gated_delta_rule", torch.bfloat16, 64, 64, False),
+    ("chunk_generalized_delta_rule", torch.float32, 64, 64, True),
+    ("chunk_generalized_delta_rule", torch.bfloat16, 64, 64, False),
+]
 
 
-@pytest.mark.skipif(not CUDA, reason="bf16 tl.dot is wrong under the Triton interpreter: GPU only")
-def test_triton_generalized_delta_rule_bf16_on_gpu():
-    inputs = _rwkv7_inputs(2, 300, 4, 64, True)
-    cast = {n: (x.detach().bfloat16() if n != "initial_state" else x.detach()) for n, x in inputs.items()}
-    cast = {n: x.requires_grad_(True) for n, x in cast.items()}
-    _compare(
-        generalized_delta_rule_ref,
-        _triton_delta().chunk_generalized_delta_rule,
-        cast,
-        {"chunk_size": 16},
-        2e-2,
-    )
-
-
-@pytest.mark.skipif(not CUDA, reason="real shapes need a GPU")
-def test_triton_generalized_delta_rule_fp32_real_shape_on_gpu():
-    inputs = _rwkv7_inputs(2, 1000, 4, 64, True)
-    _compare(
-        generalized_delta_rule_ref, _triton_delta().chunk_generalized_delta_rule, inputs, {"chunk_size": 16}
-    )
-
-
-@pytest.mark.skipif(not CUDA, reason="real shapes need a GPU")
-def test_triton_gated_delta_rule_fp32_real_shape_on_gpu():
-    inputs = _gated_inputs(2, 1000, 4, 128, 128, True)
-    _compare(gated_delta_rule_ref, _triton_delta().chunk_gated_delta_rule, inputs, {"chunk_size": 64})
+@pytest.mark.skipif(
+    not CUDA, reason="real shapes and bf16 need a GPU (the interpreter mishandles bf16 tl.dot)"
+)
+@pytest.mark.parametrize("op, dtype, K, V, initial", GPU_CASES, ids=lambda x: str(x).replace("torch.", ""))
+def test_triton_delta_rules_real_shapes_on_gpu(op, dtype, K, V, initial):
+    if op == "chunk_gated_delta_rule":
+        inputs, reference = _gated_inputs(2, 1000, 4, K, V, initial), gated_delta_rule_ref
+    else:
+        inputs, reference = _rwkv7_inputs(2, 1000, 4, K, initial, V=V), generalized_delta_rule_ref
+    kwargs = {"chunk_size": 64 if op == "chunk_gated_delta_rule" else 16}
+    if dtype == torch.bfloat16:
+        # the reference sees the same rounded values in fp32; bf16 outputs and tf32 products bound the error
+        _compare(reference, getattr(_triton_delta(), op), _bf16(inputs), kwargs, tol=2e-2)
+    else:
+        _compare(reference, getattr(_triton_delta(), op), inputs, kwargs)
 
 
 FLA = CUDA and importlib.util.find_spec("fla") is not None
-SIXTEEN_BIT = {"q_BTHK", "k_BTHK", "v_BTHV", "r_BTHK", "a_BTHK", "b_BTHK"}  # decays and beta stay fp32
 
 
 @pytest.mark.skipif(not FLA, reason="the fla adapters need flash-linear-attention and a CUDA device")
@@ -188,8 +183,7 @@ def test_fla_adapter_matches_reference(op):
     else:
         inputs, reference = _rwkv7_inputs(2, 300, 4, 64, True), generalized_delta_rule_ref
     # fla wants 16-bit inputs; the reference sees the same rounded values in fp32
-    cast = {n: (x.detach().bfloat16() if n in SIXTEEN_BIT else x.detach()) for n, x in inputs.items()}
-    cast = {n: x.requires_grad_(True) for n, x in cast.items()}
+    cast = _bf16(inputs)
     ref_out, ref_state, ref_grads = _run(None, reference, cast, {}, seed=1)
     out, state, grads = _run(None, getattr(delta_fla, op), cast, {}, seed=1)
     assert rel_rms_error(out[0], ref_out[0]) < 2e-2 and rel_rms_error(state[0], ref_state[0]) < 2e-2
@@ -210,6 +204,7 @@ def test_in_a_fresh_process():
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
 
+@interpreter_only
 @pytest.mark.parametrize("arch", ["gated_deltanet", "rwkv7"])
 def test_dispatcher_routes_models_through_the_triton_kernels(arch, monkeypatch):
     delta = _triton_delta()
