@@ -31,10 +31,9 @@ START_TIMEOUT_S = 120
 class LoopbackCluster:
     """``with LoopbackCluster(workers=2, cpus_per_worker=2) as cluster: ... cluster.address ...``"""
 
-    def __init__(self, *, workers: int = 2, cpus_per_worker: int = 2, dashboard: bool = False):
-        self.workers, self.cpus_per_worker, self.dashboard = workers, cpus_per_worker, dashboard
+    def __init__(self, *, workers: int = 2, cpus_per_worker: int = 2):
+        self.workers, self.cpus_per_worker = workers, cpus_per_worker
         self.address: str = ""
-        self.dashboard_url: str = ""  # http://IP:PORT of the job server, with dashboard=True
         self.node_ids: list[str] = []
         self._process: subprocess.Popen[str] | None = None
         self._temp = tempfile.mkdtemp(prefix="rc", dir="/tmp")  # short: Ray's unix sockets cap path length
@@ -52,7 +51,6 @@ class LoopbackCluster:
                 __file__,
                 str(self.workers),
                 str(self.cpus_per_worker),
-                "dashboard" if self.dashboard else "",
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -66,7 +64,6 @@ class LoopbackCluster:
             self.__exit__(None, None, None)
             raise
         self.address, self.node_ids = started["address"], started["node_ids"]
-        self.dashboard_url = started.get("dashboard_url", "")
         return self
 
     def _reply(self, timeout_s: float) -> dict[str, Any]:
@@ -122,21 +119,17 @@ class LoopbackCluster:
             subprocess.run(["rm", "-rf", self._temp], check=False)
 
 
-def _serve(workers: int, cpus_per_worker: int, dashboard: bool) -> None:
+def _serve(workers: int, cpus_per_worker: int) -> None:
     from ray.cluster_utils import Cluster
 
-    # The head offers no CPUs, so every trial worker runs on a worker node. The dashboard (and its job
-    # server, for `ray job submit`) only when asked: it is the slowest part of a head to start.
-    head = {"num_cpus": 0, "_system_config": FAST_HEALTH_CHECKS, "include_dashboard": dashboard}
-    if dashboard:
-        head |= {"dashboard_host": "127.0.0.1", "dashboard_port": _free_port()}
-    cluster = Cluster(initialize_head=True, head_node_args=head)
+    # The head offers no CPUs, so every trial worker runs on a worker node.
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "_system_config": FAST_HEALTH_CHECKS},
+    )
     nodes = [cluster.add_node(num_cpus=cpus_per_worker) for _ in range(workers)]
     cluster.wait_for_nodes()
-    started = {"address": cluster.address, "node_ids": [n.node_id for n in nodes]}
-    if dashboard:
-        started["dashboard_url"] = f"http://{cluster.webui_url}"
-    print(json.dumps(started), flush=True)
+    print(json.dumps({"address": cluster.address, "node_ids": [n.node_id for n in nodes]}), flush=True)
     try:
         for line in sys.stdin:
             command = line.split()
@@ -155,13 +148,5 @@ def _serve(workers: int, cpus_per_worker: int, dashboard: bool) -> None:
         cluster.shutdown()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:4] == ["dashboard"])
+    _serve(int(sys.argv[1]), int(sys.argv[2]))
