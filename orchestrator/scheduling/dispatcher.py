@@ -91,7 +91,10 @@ class Dispatcher:
             self.store.set_trial_lr(trial_id, overrides["lr"], overrides.get("beta2"))
             trial = self.store.get_trial(trial_id)
             trial.config = {**trial.config, "training": {**trial.config["training"], **overrides}}
-        attempt = self.store.claim(trial_id)
+        attempt = self.store.claim(trial_id, unless_final=True)
+        if attempt is None:  # another run of a sweep sharing this trial finished it meanwhile
+            self.console.print(f"trial {trial.label}: already {self.store.get_trial(trial_id).status}, skipped")
+            return
         self.attempt_of[trial_id] = attempt
         run_id = trial.mlflow_run_id
         if self.tracking:
@@ -169,9 +172,10 @@ class Dispatcher:
                     # Only groups the cluster has placed: a replacement for a group lost with its node
                     # may wait for another group's resources, and blocking on it would hang the sweep.
                     free = [g for g in self.groups if not g.busy and g.ready()]
-                    for group, (trial_id, overrides) in zip(free, self._next_ready(queue, len(free)), strict=False):
+                    picked = self._next_ready(queue, len(free))
+                    for group, (trial_id, overrides) in zip(free, picked, strict=False):
                         self._start(group, trial_id, overrides)
-                    if queue and free and not any(g.busy for g in self.groups):
+                    if queue and free and not picked and not any(g.busy for g in self.groups):
                         self._block_rest(queue)  # nothing runs and nothing queued can start: a dependency failed
                         continue
                     busy_refs = {ref: g for g in self.groups if g.busy for ref in g.refs}

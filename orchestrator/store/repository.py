@@ -141,11 +141,17 @@ class Store:
 
         return self._read(op)
 
-    def claim(self, trial_id: str) -> int:
-        """Mark a trial running under a new attempt number and return that number."""
+    def claim(self, trial_id: str, *, unless_final: bool = False) -> int | None:
+        """Mark a trial running under a new attempt number and return that number.
 
-        def op(session: Session) -> int:
+        With ``unless_final``, a trial already ``done`` or ``diverged`` (finished by another sweep's run
+        that shares it, since trials are content-addressed) is left alone and None is returned.
+        """
+
+        def op(session: Session) -> int | None:
             trial = session.get(Trial, trial_id, with_for_update=True)
+            if unless_final and trial.status in ("done", "diverged"):
+                return None
             trial.attempts += 1
             trial.status, trial.error = "running", None
             trial.started_at = trial.started_at or utcnow()

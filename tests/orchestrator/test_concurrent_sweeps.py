@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.store import Store
+from tests.factories import make_trial
 from tests.loopback_cluster import LoopbackCluster
 from tests.sweep_runs import assert_each_done_once, finish, start_run, sweep
 
-pytestmark = pytest.mark.slow
 
-
+@pytest.mark.slow
 def test_two_sweeps_at_once_on_one_sqlite_store(tmp_path: Path):
     db = f"sqlite:///{tmp_path / 'shared.db'}"
     first = sweep("concurrent-a", seeds=(0, 1))
@@ -37,3 +38,21 @@ def test_two_sweeps_at_once_on_one_sqlite_store(tmp_path: Path):
     assert not {t.id for t in a} & {t.id for t in b}
     assert all(t.attempts == 1 for t in a + b)  # nobody claimed another sweep's trial
     print(f"concurrent sweeps: 2 x 2 trials on one SQLite store in {elapsed:.0f} s")
+
+
+def test_a_trial_another_sweep_finished_is_not_claimed_again(store_url: str):
+    # Trials are content-addressed, so two sweeps can share one; once either run finishes it, the
+    # other's claim must leave it alone instead of training it a second time.
+    store = Store.open(store_url)
+    try:
+        shared = make_trial("e" * 16)
+        for name in ("one", "two"):
+            store.upsert_sweep(name, {"name": name}, workdir="/tmp/w", code_version="test")
+            store.add_trials(name, [shared])
+        attempt = store.claim("e" * 16, unless_final=True)
+        store.finish("e" * 16, attempt, final_val_loss=3.0)
+        assert store.claim("e" * 16, unless_final=True) is None
+        trial = store.get_trial("e" * 16)
+        assert (trial.status, trial.attempts) == ("done", 1)
+    finally:
+        store.close()
