@@ -158,7 +158,8 @@ def test_triton_gla_real_shapes_on_gpu(kind, dtype, K, V, initial):
         # bf16 outputs and tf32 products bound the error
         _compare(_bf16(inputs), {"chunk_size": 64}, tol=2e-2)
     else:
-        _compare(inputs, {"chunk_size": 64})
+        # exact fp32 products (input_precision="ieee") at 64-token chunks compile for minutes: 32 here
+        _compare(inputs, {"chunk_size": 32})
 
 
 FLA = CUDA and importlib.util.find_spec("fla") is not None
