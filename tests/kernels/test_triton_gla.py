@@ -243,3 +243,53 @@ def test_dispatcher_routes_models_through_the_triton_kernel(arch, monkeypatch):
             RetNetConfig(vocab_size=50, d_model=32, n_layers=1, seq_len=37, n_heads=2, ffn_hidden=64)
         )
     _backends_agree(model, 50, monkeypatch, "chunk_gla", expected)
+
+
+# Compiles every GLA and delta-rule kernel for an H100/H200 (sm_90) with small tiles: the interpreter runs
+# the kernels' Python, not Triton's compiler, so type and lowering errors would otherwise show only on a GPU.
+COMPILE_SCRIPT = """
+import inspect
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from kernels.delta import triton as delta
+from kernels.gla import triton as gla
+
+def compile_for_sm90(kernel, **constexprs):
+    names = list(inspect.signature(kernel.fn).parameters)
+    signature = {}
+    for name in names:
+        if name in constexprs:
+            signature[name] = "constexpr"
+        elif name.endswith("_ptr"):
+            signature[name] = "*bf16" if name.split("_")[0] in ("q", "k", "v", "r", "a", "b") else "*fp32"
+        else:
+            signature[name] = "i32"
+    constants = {(names.index(name),): value for name, value in constexprs.items()}
+    source = ASTSource(fn=kernel, signature=signature, constexprs=constants)
+    assert triton.compile(source, target=GPUTarget("cuda", 90, 32)).asm["ptx"]
+
+tiles = dict(BT=16, BK=16, BV=16, PRECISION="tf32")
+for per_channel, exclusive in [(False, False), (True, True)]:
+    for kernel in (gla._gla_fwd_kernel, gla._gla_bwd_kernel):
+        compile_for_sm90(kernel, PER_CHANNEL=per_channel, EXCLUSIVE=exclusive, **tiles)
+for kernel in (delta._gdr_fwd_kernel, delta._gdr_bwd_kernel, delta._gen_fwd_kernel, delta._gen_bwd_kernel):
+    compile_for_sm90(kernel, **tiles)
+print("compiled")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CUDA, reason="on CUDA the real-shape tests compile and run the kernels")
+def test_kernels_compile_for_sm90_without_a_gpu():
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # silences triton 3.9's default-change warning
+    done = subprocess.run(
+        [sys.executable, "-c", COMPILE_SCRIPT],
+        env=env,
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0 and "compiled" in done.stdout, done.stderr[-4000:]
