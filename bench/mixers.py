@@ -136,11 +136,14 @@ def _train_step_seconds(model, tokens_BT: torch.Tensor) -> float:
 def arch_cost(
     name: str, size: str, lengths: list[int], batch: int, repeats: int, vocab: int
 ) -> dict[int, float]:
-    """Microseconds per trained token at each length (a model built for that context, same seed)."""
+    """Microseconds per trained token at each length, for one fixed network: the model is built for the
+    shortest length (Griffin's window and Mega's chunk follow the context they are sized for, so a model
+    rebuilt per length would change its attention span, not just its input) and the same weights are
+    then trained at every length."""
     per_token: dict[int, float] = {}
+    torch.manual_seed(0)
+    model = models.build(name, size=size, vocab_size=vocab, seq_len=min(lengths))
     for seq_len in lengths:
-        torch.manual_seed(0)
-        model = models.build(name, size=size, vocab_size=vocab, seq_len=seq_len)
         tokens_BT = torch.randint(0, vocab, (batch, seq_len + 1), generator=torch.Generator().manual_seed(1))
         _train_step_seconds(model, tokens_BT)  # warm-up
         seconds = min(_train_step_seconds(model, tokens_BT) for _ in range(repeats))
