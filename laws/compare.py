@@ -198,10 +198,15 @@ def compare_fits(
         crossed = np.isfinite(cross_point) and np.exp(cross_point) <= c
         pct = f"{level:.0%}"
         where = f"at {c:.2g} FLOPs"
-        state = (
-            f"{name_x} {'ahead' if g[0] > 0 else 'behind'} by {abs(g[0]):.3g} {fit_x.metric} "
-            f"({pct} CI of advantage {g[1]:+.3g} to {g[2]:+.3g})"
-        )
+        if not np.isfinite(g[0]):
+            # A degenerate fit (e.g. too few sizes for its form) can evaluate to NaN/inf; say so plainly.
+            state = f"no estimate of the gap (a fit gives {g[0]} here: too few or too tiny runs for this form)"
+        else:
+            significant = " (significant)" if _excludes_zero(g[1], g[2]) else ""
+            state = (
+                f"{name_x} {'ahead' if g[0] > 0 else 'behind'} by {abs(g[0]):.3g} {fit_x.metric}{significant} "
+                f"({pct} CI of advantage {g[1]:+.3g} to {g[2]:+.3g})"
+            )
         if crossed and start * now == -1:
             kind = "crosses_over"
             ci = crossover["ci95"]
@@ -222,8 +227,12 @@ def compare_fits(
                 f"{pct} CI {t[1]:+.3g} to {t[2]:+.3g}, from {c_lo:.2g} to {c:.2g} FLOPs); {where} {state}"
             )
         else:
+            # The trend is what is inconclusive; the gap itself may well be significant (said in ``state``).
             kind = "inconclusive"
-            text = f"{name_x} vs {name_base}: inconclusive at {pct} {where}; {state}"
+            text = (
+                f"{name_x} vs {name_base}: trend inconclusive at {pct} (whether the advantage grows or "
+                f"shrinks with compute); {where} {state}"
+            )
         return Verdict(float(c), kind, g, t, text)
 
     verdicts = {"largest_measured": verdict_at(c_meas)}

@@ -157,8 +157,7 @@ def laws_command(
         console = out_console(False)
         for group, fit_json in document["fits"].items():
             console.print(_params_table(fit_json, f"{group}: {metric} ~ {fit_json['form']}"))
-        for row in runs.excluded:
-            console.print(f"excluded {row['trial'][:8]} ({row['label']}): {row['reason']}", style="yellow")
+        _print_excluded(console, runs.excluded)
 
     guarded(body)
 
@@ -281,3 +280,18 @@ def compare(
             console.print(result.verdict)
 
     guarded(body)
+
+
+def _print_excluded(console: Any, excluded: list[dict[str, Any]], itemise_up_to: int = 3) -> None:
+    """One line per excluded run, except that a reason shared by many runs (a study's WSD trunks or
+    tuning trials: dozens of rows) is one summary line; ``--json`` always lists every run."""
+    by_reason: dict[str, list[dict[str, Any]]] = {}
+    for row in excluded:
+        by_reason.setdefault(row["reason"], []).append(row)
+    for reason, rows in by_reason.items():
+        if len(rows) <= itemise_up_to:
+            for row in rows:
+                console.print(f"excluded {row['trial'][:8]} ({row['label']}): {reason}", style="yellow")
+        else:
+            labels = ", ".join(sorted({str(row["label"]) for row in rows}))
+            console.print(f"excluded {len(rows)} runs ({labels}): {reason} (--json lists each)", style="yellow")

@@ -117,8 +117,20 @@ def test_identical_architectures_are_inconclusive():
     comparison = laws.compare(x, base, form="power_c", n_boot=100, seed=4, n_jobs=1)
     verdict = comparison.verdicts["largest_measured"]
     assert verdict.kind == "inconclusive", verdict.text
-    assert "inconclusive at 95%" in comparison.verdict
+    assert "trend inconclusive at 95%" in comparison.verdict
     assert verdict.gap[1] < 0 < verdict.gap[2]
+    assert "(significant)" not in verdict.text
+
+
+def test_a_constant_lead_is_significant_while_its_trend_is_inconclusive():
+    """X is the baseline shifted down by 0.2 nats at every compute: the gap is clear, its trend is not."""
+    rng = np.random.default_rng(9)
+    x = _power_c_runs(1.5, 1e19, 0.15, rng)
+    base = _power_c_runs(1.7, 1e19, 0.15, rng)
+    verdict = laws.compare(x, base, form="power_c", n_boot=100, seed=4, n_jobs=1).verdicts["largest_measured"]
+    assert verdict.kind == "inconclusive", verdict.text
+    assert verdict.gap[1] > 0.1
+    assert "ahead by" in verdict.text and "(significant)" in verdict.text
 
 
 def test_higher_is_better_sign_convention():
