@@ -29,6 +29,9 @@ from orchestrator.units import parse_count
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+MAX_SEEDS = 1000  # replicates per point; real studies use 1-5
+
+
 class SpecError(ValueError):
     """A sweep file that cannot be used; ``problems`` holds one line per bad field."""
 
@@ -326,6 +329,9 @@ class SweepSpec(_Strict):
         if isinstance(value, int) and not isinstance(value, bool):
             if value < 1:
                 raise ValueError(f"seeds must be a count >= 1 or a list of seeds, got {value}")
+            if value > MAX_SEEDS:
+                # checked before expanding: ``seeds: 1000000000`` must not build a billion-element list
+                raise ValueError(f"seeds: {value} replicates is too many; give at most {MAX_SEEDS}")
             return list(range(value))
         if not isinstance(value, list):
             raise ValueError(f"give a count (seeds: 3) or a list of seeds (seeds: [0, 1]), not {value!r}")

@@ -258,6 +258,12 @@ def test_an_integer_beyond_float_range_is_a_spec_error():
     assert len(str(info.value)) < 300
 
 
+def test_a_huge_seed_count_is_refused_before_it_is_expanded():
+    with pytest.raises(SpecError, match=r"seeds: .*too many") as info:
+        parse_spec(GOOD | {"seeds": 10**12})
+    assert len(str(info.value)) < 300
+
+
 def test_a_file_that_is_not_utf8_is_a_spec_error(tmp_path: Path):
     spec_file = tmp_path / "latin1.yaml"
     spec_file.write_bytes("name: caf\xe9\n".encode("latin-1"))
