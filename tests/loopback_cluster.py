@@ -31,8 +31,9 @@ START_TIMEOUT_S = 120
 class LoopbackCluster:
     """``with LoopbackCluster(workers=2, cpus_per_worker=2) as cluster: ... cluster.address ...``"""
 
-    def __init__(self, *, workers: int = 2, cpus_per_worker: int = 2):
+    def __init__(self, *, workers: int = 2, cpus_per_worker: int = 2, dashboard_port: int = 0):
         self.workers, self.cpus_per_worker = workers, cpus_per_worker
+        self.dashboard_port = dashboard_port  # > 0: the head runs Ray's dashboard + job server on 127.0.0.1
         self.address: str = ""
         self.node_ids: list[str] = []
         self._process: subprocess.Popen[str] | None = None
@@ -51,6 +52,7 @@ class LoopbackCluster:
                 __file__,
                 str(self.workers),
                 str(self.cpus_per_worker),
+                str(self.dashboard_port),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -119,14 +121,15 @@ class LoopbackCluster:
             subprocess.run(["rm", "-rf", self._temp], check=False)
 
 
-def _serve(workers: int, cpus_per_worker: int) -> None:
+def _serve(workers: int, cpus_per_worker: int, dashboard_port: int) -> None:
     from ray.cluster_utils import Cluster
 
     # The head offers no CPUs, so every trial worker runs on a worker node.
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 0, "_system_config": FAST_HEALTH_CHECKS},
-    )
+    head_args: dict[str, Any] = {"num_cpus": 0, "_system_config": FAST_HEALTH_CHECKS}
+    if dashboard_port:
+        # the job server (`ray job submit`) lives in the dashboard, which needs ray[default]
+        head_args |= {"include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": dashboard_port}
+    cluster = Cluster(initialize_head=True, head_node_args=head_args)
     nodes = [cluster.add_node(num_cpus=cpus_per_worker) for _ in range(workers)]
     cluster.wait_for_nodes()
     print(json.dumps({"address": cluster.address, "node_ids": [n.node_id for n in nodes]}), flush=True)
@@ -149,4 +152,4 @@ def _serve(workers: int, cpus_per_worker: int) -> None:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]), int(sys.argv[2]))
+    _serve(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
