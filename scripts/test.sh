@@ -19,8 +19,12 @@ fi
 
 ruff check .
 set +e
-python -m pytest -q -p no:cacheprovider --durations=15 "$@"
+# A private temp root: pytest prunes all but the newest three numbered /tmp/pytest-of-$USER/pytest-N
+# folders when a session starts, so another pytest run on the machine could delete this run's files.
+basetemp=$(mktemp -d /tmp/ceiling-tests.XXXXXX)
+python -m pytest -q -p no:cacheprovider --durations=15 --basetemp="$basetemp/t" "$@"
 status=$?
+rm -rf "$basetemp"
 set -e
 if [ "$status" -eq 5 ]; then
   echo "pytest collected no tests: that is a failure" >&2
