@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 import laws
+from laws.isoflop_profiles import MAX_BUDGETS, isoflop_profile_set
 from orchestrator.store import Store
 from orchestrator.store.law_inputs import METRICS, fit_cached, law_runs
 
@@ -141,27 +142,6 @@ def params_table(fits: dict[str, laws.FitResult]) -> pd.DataFrame:
     )
 
 
-def budgets(compute: np.ndarray, rtol: float = 0.05) -> np.ndarray:
-    """Cluster runs whose compute agrees within ``rtol`` into isoFLOP budgets; returns each run's budget
-    (the geometric mean compute of its cluster). 6ND rarely equals a planned budget exactly."""
-    log_c = np.log(np.asarray(compute, dtype=float))
-    if log_c.size == 0:
-        return log_c
-    ids = np.empty(log_c.size, dtype=int)
-    current, start = 0, log_c.min()
-    for i in np.argsort(log_c, kind="stable"):
-        if log_c[i] - start > np.log1p(rtol):
-            current, start = current + 1, log_c[i]
-        ids[i] = current
-    centres = np.array([np.exp(log_c[ids == k].mean()) for k in range(current + 1)])
-    return centres[ids]
-
-
-MIN_SIZES = 3  # a parabola needs three distinct sizes
-MAX_BUDGETS = 8  # per architecture: a planned isoFLOP sweep has a handful; a grid of sizes x tokens has
-# hundreds of near-coincident budgets, which would make an unreadable (and slow) chart
-
-
 @dataclass(frozen=True)
 class Isoflop:
     profile: pd.DataFrame  # group, budget, params, value, kind (run | parabola)
@@ -171,58 +151,32 @@ class Isoflop:
 
 def isoflop_profiles(runs: pd.DataFrame, *, higher: bool, max_budgets: int = MAX_BUDGETS) -> Isoflop:
     """Per architecture and budget with >= 3 model sizes: the parabola in log N through the runs and its
-    optimum (Hoffmann et al.'s approach 2). At most ``max_budgets`` per architecture, spread over compute."""
-    curves: list[pd.DataFrame] = []
-    minima: list[dict[str, Any]] = []
-    skipped = 0
-    for group, runs_g in runs.groupby("group", sort=True):
-        budget = budgets(runs_g["compute"].to_numpy())
-        sizes = (
-            pd.Series(np.round(np.log(runs_g["params"].to_numpy(dtype=float)), 9)).groupby(budget).nunique()
-        )
-        eligible = sizes.index[sizes >= MIN_SIZES].to_numpy()
-        if len(eligible) > max_budgets:
-            keep = eligible[np.unique(np.linspace(0, len(eligible) - 1, max_budgets).round().astype(int))]
-            skipped += len(eligible) - len(keep)
-            eligible = keep
-        for value in eligible:
-            rows = runs_g[budget == value]
-            curve, optimum = _parabola(rows, higher)
-            curves += [curve.assign(group=group, budget=value), rows.assign(kind="run", budget=value)]
-            minima.append({"group": group, "budget": float(value), **optimum})
-    columns = ["group", "budget", "params", "value", "kind"]
+    optimum (Hoffmann et al.'s approach 2), as ``laws.isoflop_profiles`` computes them for the report.
+    At most ``max_budgets`` per architecture (a grid of sizes x tokens has hundreds of near-coincident
+    budgets, which would make an unreadable and slow chart), spread over compute."""
+    columns = {"group": runs["group"].tolist(), "params": runs["params"].tolist(),
+               "compute": runs["compute"].tolist(), "value": runs["value"].tolist()}
+    found = isoflop_profile_set(columns, "value", higher_is_better=higher, max_budgets=max_budgets)
+    frames: list[pd.DataFrame] = []
+    for p in found.profiles:
+        frames.append(pd.DataFrame({"params": p.curve_params, "value": p.curve_values, "kind": "parabola"}))
+        frames.append(pd.DataFrame({"params": p.params, "value": p.values, "kind": "run"}))
+        frames[-2:] = [f.assign(group=p.group, budget=p.budget) for f in frames[-2:]]
+    profile_columns = ["group", "budget", "params", "value", "kind"]
     profile = (
-        pd.concat([c[columns] for c in curves], ignore_index=True)
-        if curves
-        else pd.DataFrame(columns=columns)
+        pd.concat([f[profile_columns] for f in frames], ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=profile_columns)
     )
     optima = pd.DataFrame(
-        minima, columns=["group", "budget", "params_opt", "value_opt", "interior", "n_sizes"]
+        [
+            {"group": p.group, "budget": p.budget, "params_opt": p.params_opt, "value_opt": p.value_opt,
+             "interior": p.interior, "n_sizes": p.n_sizes}
+            for p in found.profiles
+        ],
+        columns=["group", "budget", "params_opt", "value_opt", "interior", "n_sizes"],
     )
-    return Isoflop(profile, optima, skipped)
-
-
-def _parabola(rows: pd.DataFrame, higher: bool) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The metric as a parabola in log N; its optimum is the vertex when the parabola opens towards the
-    better side and the vertex lies within the sizes tried, else the best run (flagged not interior)."""
-    log_n = np.log(rows["params"].to_numpy(dtype=float))
-    values = rows["value"].to_numpy(dtype=float)
-    c2, c1, c0 = np.polyfit(log_n, values, 2)
-    opens_right_way = (c2 < 0) if higher else (c2 > 0)
-    vertex = -c1 / (2 * c2) if opens_right_way and c2 != 0 else np.nan
-    interior = bool(np.isfinite(vertex) and log_n.min() <= vertex <= log_n.max())
-    best = int(np.argmax(values) if higher else np.argmin(values))
-    dense = np.linspace(log_n.min(), log_n.max(), 40)
-    curve = pd.DataFrame(
-        {"params": np.exp(dense), "value": np.polyval([c2, c1, c0], dense), "kind": "parabola"}
-    )
-    optimum = {
-        "params_opt": float(np.exp(vertex if interior else log_n[best])),
-        "value_opt": float(np.polyval([c2, c1, c0], vertex) if interior else values[best]),
-        "interior": interior,
-        "n_sizes": int(np.unique(np.round(log_n, 9)).size),
-    }
-    return curve, optimum
+    return Isoflop(profile, optima, found.skipped)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +34,11 @@ def sweep(
     placement: str = "pack",
     tokens: int = 4096,
     concurrent: int = 1,
+    eval_interval: int = 8,
+    checkpoint_interval: int | None = None,
 ) -> dict[str, Any]:
-    """A tiny Transformer sweep: steps of 256 tokens (4096 tokens = 16 steps), evaluated and
-    checkpointed every 8 steps."""
+    """A tiny Transformer sweep: steps of 256 tokens (4096 tokens = 16 steps), evaluated every
+    ``eval_interval`` steps and checkpointed every ``checkpoint_interval`` (default: at each eval)."""
     return {
         "name": name,
         "architectures": ["transformer"],
@@ -42,7 +46,13 @@ def sweep(
         "seeds": list(seeds),
         "budgets": {"tokens": [tokens]},
         "data": {"corpus": "stdlib", "tokenizer": "byte", "seq_len": 32, "val_tokens": 2048},
-        "training": {"batch_tokens": 256, "micro_batch_size": 4, "precision": "fp32", "eval_interval": 8},
+        "training": {
+            "batch_tokens": 256,
+            "micro_batch_size": 4,
+            "precision": "fp32",
+            "eval_interval": eval_interval,
+            "checkpoint_interval": checkpoint_interval,
+        },
         "resources": {
             "workers_per_trial": workers,
             "cpus_per_worker": 1,
@@ -54,6 +64,45 @@ def sweep(
     }
 
 
+class SweepProcess:
+    """A `ceiling run --json` in its own process, its stdout and stderr going to files.
+
+    Files, not pipes: Ray forwards every worker's log lines (DeepSpeed prints plenty) to the driver's
+    output, and a pipe nobody reads until the end fills at 64 KiB and blocks the driver mid-sweep.
+    """
+
+    def __init__(self, command: list[str], folder: Path, name: str, env: dict[str, str]):
+        self.stdout_path, self.stderr_path = folder / f"{name}.out", folder / f"{name}.err"
+        with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
+            self.process = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        """Kill it if it still runs (the tests' cleanup)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def check_alive(self, waiting_for: str) -> None:
+        """Raise, with its output, if the run has already exited while a test waits for ``waiting_for``."""
+        if self.process.poll() is not None:
+            raise AssertionError(
+                f"`ceiling run` exited {self.process.returncode} before {waiting_for}:\n{self.stderr()[-4000:]}"
+            )
+
+
 def start_run(
     spec: dict[str, Any],
     folder: Path,
@@ -61,23 +110,60 @@ def start_run(
     *,
     address: str | None = None,
     env: dict[str, str] | None = None,
-) -> subprocess.Popen[str]:
-    """`ceiling run SPEC --json --db DB [--address A]` in its own process; returns the Popen."""
+) -> SweepProcess:
+    """`ceiling run SPEC --json --db DB [--address A]` in its own process."""
     spec_file = folder / f"{spec['name']}.yaml"
     spec_file.write_text(yaml.safe_dump(spec))
     command = ["timeout", "-k", "10", "400", CEILING, "run", str(spec_file)]
     command += ["--workdir", str(folder / spec["name"]), "--db", db, "--json"]
     command += ["--address", address] if address else []
-    return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
-    )
+    return SweepProcess(command, folder, spec["name"], {**os.environ, **(env or {})})
 
 
-def finish(process: subprocess.Popen[str]) -> dict[str, Any]:
+def finish(run: SweepProcess, timeout: float = 420) -> dict[str, Any]:
     """Wait for a `ceiling run --json`; it must exit 0. Returns its summary."""
-    stdout, stderr = process.communicate()
-    assert process.returncode == 0, stderr[-4000:]
-    return json.loads(stdout)
+    run.wait(timeout=timeout)
+    assert run.returncode == 0, run.stderr()[-4000:]
+    return json.loads(run.stdout_path.read_text())
+
+
+def wait_for_trial(
+    db: str, name: str, run: SweepProcess, ready: Callable[[Trial], bool], what: str, timeout_s: float = 240
+) -> Trial:
+    """Poll the store until a trial of sweep ``name`` satisfies ``ready``; fail with the run's output
+    if the run exits first or nothing is ready within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        run.check_alive(what)
+        try:
+            store = Store.open(db, create=False)
+        except Exception:  # the run is still creating the store
+            time.sleep(0.3)
+            continue
+        try:
+            found = next((t for t in store.trials(name) if ready(t)), None)
+        except Exception:  # tables not there yet, or the server is briefly away
+            found = None
+        finally:
+            store.close()
+        if found is not None:
+            return found
+        time.sleep(0.3)
+    raise TimeoutError(f"no {what} within {timeout_s:.0f} s; the run's log ends:\n{run.stderr()[-3000:]}")
+
+
+def checkpointed_step(root: Path, trial_id: str) -> int:
+    """The step of a trial's newest rolling checkpoint anywhere under ``root`` (its `latest` tag), or -1.
+
+    A test that must interrupt a trial mid-training waits on this rather than on the store's
+    ``steps_done``: heartbeats come every 2 s, and a tiny trial can finish between two of them.
+    """
+    for latest in root.rglob(f"{trial_id}/latest"):
+        try:
+            return int(latest.read_text().strip().removeprefix("step"))
+        except (OSError, ValueError):  # being written, or already cleaned up
+            return -1
+    return -1
 
 
 def assert_each_done_once(db: str, sweep_name: str, *, trials: int, evals_per_trial: int) -> list[Trial]:

@@ -88,12 +88,6 @@ def test_trial_table_progress_and_recall_rows(store):
     assert recall.loc["a", "final_metrics"] == {"copy_score": 0.25} and recall.loc["a", "d_model"] == 24
 
 
-def test_budgets_cluster_runs_within_tolerance():
-    ids = laws_view.budgets(np.array([1e9, 1.03e9, 3e9, 2.95e9, 9e9]))
-    assert len(set(np.round(ids, -6))) == 3
-    assert ids[0] == ids[1] and ids[2] == ids[3] != ids[4]
-
-
 def test_isoflop_minimum_is_the_parabola_vertex():
     params = np.geomspace(1e4, 1e6, 5)
     optimum = 1e5

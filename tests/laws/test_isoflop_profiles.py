@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from laws.isoflop_profiles import isoflop_profiles
+from laws.isoflop import budget_ids
+from laws.isoflop_profiles import isoflop_profile_set, isoflop_profiles
 
 
 def columns(rows: list[tuple[str, float, float, float]]) -> dict[str, list]:
@@ -38,3 +39,15 @@ def test_higher_is_better_looks_for_a_maximum_and_groups_stay_apart() -> None:
     assert all(p.interior and p.params_opt == pytest.approx(3e4) for p in profiles)
     # read as a loss the same parabola opens downwards: no minimum inside, the best run stands in
     assert not any(p.interior for p in isoflop_profiles(columns(rows), "loss"))
+
+
+def test_budgets_cluster_within_tolerance_and_extra_budgets_are_counted() -> None:
+    ids, centres = budget_ids(np.array([1e9, 1.03e9, 3e9, 2.95e9, 9e9]))
+    assert ids.tolist() == [0, 0, 1, 1, 2] and centres[0] == pytest.approx(np.sqrt(1e9 * 1.03e9))
+    sizes = (1e4, 3e4, 1e5)
+    rows = [("a", n, c, 3.0 + (np.log(n) - 10) ** 2) for c in np.geomspace(1e12, 1e15, 6) for n in sizes]
+    found = isoflop_profile_set(columns(rows), "loss", max_budgets=4)
+    assert len(found.profiles) == 4 and found.skipped == 2
+    assert {p.n_sizes for p in found.profiles} == {3}
+    budgets = [p.budget for p in found.profiles]  # spread over compute: both ends kept
+    assert budgets[0] == pytest.approx(1e12) and budgets[-1] == pytest.approx(1e15)

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from orchestrator.cli import app
 from orchestrator.store import Store
 from orchestrator.store.law_inputs import law_runs
+from tests.sweep_runs import checkpointed_step
 
 # 16- and 32-step budgets of 2048 tokens; cooldown 25% (4 and 8 steps) -> branches start at 12 and 24.
 BASE = {
@@ -171,17 +172,19 @@ def test_killed_trunk_and_branch_resume_from_their_checkpoints(ray_runtime, tmp_
 
     runner = threading.Thread(target=sweep)
     runner.start()
-    # Kill the trunk's worker past its branch point at 72 (rolling checkpoints every 4 steps), then the
-    # long branch's worker past its own first checkpoint (124): each must resume from its own checkpoint.
-    targets = [("trunk", 78), ("branch", 126)]
+    # Kill the trunk's worker once its rolling checkpoint (every 4 steps) is past its branch point at 72,
+    # then the long branch's worker once its own first checkpoint (124) is written: each must resume from
+    # its own checkpoint. The checkpoint files, not the heartbeat (every 2 s), say when: a 40-step branch
+    # can finish between two heartbeats.
+    targets = [("trunk", 120, 76), ("branch", 160, 124)]
     killed: dict[str, int] = {}
     deadline = time.time() + 300
     while targets and time.time() < deadline and runner.is_alive():
-        role, at_step = targets[0]
+        role, steps_total, past_step = targets[0]
         for trial in context.store.trials("crash"):
-            if trial.role == role and trial.status == "running" and trial.steps_done >= at_step and trial.worker:
-                if role == "branch" and trial.steps_total != 160:
-                    continue
+            if (trial.role, trial.steps_total) != (role, steps_total) or trial.status != "running":
+                continue
+            if trial.worker and checkpointed_step(tmp_path, trial.id) >= past_step:
                 pid = int(trial.worker.rsplit(":", 1)[1])
                 os.kill(pid, signal.SIGKILL)
                 killed[trial.id] = pid

@@ -16,43 +16,37 @@ import pytest
 from orchestrator.store import StaleAttempt, Store
 from tests.factories import make_trial
 from tests.loopback_cluster import LoopbackCluster
-from tests.sweep_runs import assert_each_done_once, finish, start_run, sweep
-
-
-def _running_past_checkpoint(db: str, name: str, timeout_s: float = 180) -> tuple[str, int]:
-    """Wait for a trial of sweep ``name`` running past step 8 (its first checkpoint); returns (id, rank-0 pid)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            store = Store.open(db, create=False)
-            try:
-                for trial in store.trials(name):
-                    if trial.status == "running" and trial.steps_done >= 9 and trial.worker:
-                        return trial.id, int(trial.worker.rsplit(":", 1)[1])
-            finally:
-                store.close()
-        except Exception:  # the store is still being created by the run
-            pass
-        time.sleep(0.5)
-    raise TimeoutError("no trial got past its first checkpoint")
+from tests.sweep_runs import (
+    assert_each_done_once,
+    checkpointed_step,
+    finish,
+    start_run,
+    sweep,
+    wait_for_trial,
+)
 
 
 @pytest.mark.slow
 def test_a_lost_node_s_trial_is_rescheduled_on_the_remaining_node(tmp_path: Path):
     db = f"sqlite:///{tmp_path / 'store.db'}"
-    spec = sweep("lost-node", seeds=(0, 1, 2), tokens=8192, concurrent=2)  # 3 trials of 32 steps
+    # 3 trials of 128 steps, evaluated every 32 and checkpointed every 16: long enough to be caught mid-run
+    spec = sweep("lost-node", seeds=(0, 1, 2), tokens=32768, concurrent=2, eval_interval=32, checkpoint_interval=16)
     with LoopbackCluster(workers=2, cpus_per_worker=1) as cluster:
         started = time.monotonic()
         run = start_run(spec, tmp_path, db, address=cluster.address)
         try:
-            victim, pid = _running_past_checkpoint(db, "lost-node")
+            running = wait_for_trial(
+                db, "lost-node", run,
+                lambda t: t.status == "running" and bool(t.worker) and checkpointed_step(tmp_path, t.id) >= 16,
+                "trial past its first checkpoint",
+            )
+            victim, pid = running.id, int(running.worker.rsplit(":", 1)[1])
             (lost,) = {a["node"] for a in cluster.actors() if a["pid"] == pid and a["state"] == "ALIVE"}
             cluster.remove_node(cluster.node_ids.index(lost))
             removed_at = time.monotonic()
             summary = finish(run)
         finally:
-            if run.poll() is None:
-                run.kill()
+            run.stop()
         elapsed = time.monotonic() - started
         placed = cluster.actors()
 
@@ -62,7 +56,7 @@ def test_a_lost_node_s_trial_is_rescheduled_on_the_remaining_node(tmp_path: Path
     rerun = trials[victim]
     assert rerun.attempts == 2
     assert rerun.final_metrics["nodes"] == [survivor[:12]]  # finished on the node that is left
-    assert rerun.final_metrics["resumed_from_step"] >= 8  # from its checkpoint, not from scratch
+    assert rerun.final_metrics["resumed_from_step"] >= 16  # from its checkpoint, not from scratch
     assert {t.attempts for t in trials.values() if t.id != victim} == {1}
     assert all(a["node"] == survivor for a in placed if a["state"] == "ALIVE") or not any(
         a["state"] == "ALIVE" for a in placed

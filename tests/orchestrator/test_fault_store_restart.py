@@ -9,7 +9,6 @@ eval row must be stored exactly once. The server is stopped at the end whatever 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -21,8 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.store import Store
-from tests.sweep_runs import assert_each_done_once, start_run, sweep
+from tests.sweep_runs import (
+    assert_each_done_once,
+    checkpointed_step,
+    finish,
+    start_run,
+    sweep,
+    wait_for_trial,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -93,49 +98,33 @@ def private_postgres() -> Iterator[PrivatePostgres]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _wait_for_training(url: str, name: str, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            store = Store.open(url, create=False)
-            try:
-                if any(t.status == "running" and t.steps_done >= 2 for t in store.trials(name)):
-                    return
-            finally:
-                store.close()
-        except Exception:  # not created yet
-            pass
-        time.sleep(0.3)
-    raise TimeoutError("no trial started training")
-
-
 def test_a_store_restart_mid_sweep_loses_and_doubles_nothing(
     private_postgres: PrivatePostgres, tmp_path: Path
 ):
     url = private_postgres.url
-    spec = sweep("store-restart", seeds=(0, 1, 2), tokens=8192, concurrent=2)  # 3 trials of 32 steps
+    # 3 trials of 128 steps, evaluated every 32 and checkpointed every 16: long enough to be caught mid-run
+    spec = sweep("store-restart", seeds=(0, 1, 2), tokens=32768, concurrent=2, eval_interval=32, checkpoint_interval=16)
     started = time.monotonic()
     run = start_run(spec, tmp_path, url)
     try:
-        _wait_for_training(url, "store-restart")
+        wait_for_trial(
+            url, "store-restart", run,
+            lambda t: t.status == "running" and checkpointed_step(tmp_path, t.id) >= 16, "trial training",
+        )
         down_at = time.monotonic()
         private_postgres.stop()
         time.sleep(DOWN_S)
         private_postgres.start()
         outage = time.monotonic() - down_at
-        stdout, stderr = run.communicate(timeout=400)
+        summary = finish(run)
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
-    assert run.returncode == 0, stderr[-4000:]
-
-    summary = json.loads(stdout)
+        run.stop()
+    stderr = run.stderr()
     elapsed = time.monotonic() - started
 
     assert summary["outcomes"] == {"done": 3}, summary
-    trials = assert_each_done_once(url, "store-restart", trials=3, evals_per_trial=5)  # steps 0, 8, .., 32
-    assert all(t.steps_done == 32 and t.final_val_loss is not None for t in trials)
+    trials = assert_each_done_once(url, "store-restart", trials=3, evals_per_trial=5)  # steps 0, 32, .., 128
+    assert all(t.steps_done == 128 and t.final_val_loss is not None for t in trials)
     driver_retries = stderr.count("store unreachable")
     print(
         f"store restart: outage {outage:.1f} s, sweep {elapsed:.0f} s, driver write retries {driver_retries}, "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -33,13 +34,17 @@ def test_ray_job_submit_runs_a_sweep_on_the_cluster(tmp_path: Path):
     db = f"sqlite:///{tmp_path / 'ceiling.db'}"
     port = _free_port()
     with LoopbackCluster(workers=1, cpus_per_worker=2, dashboard_port=port) as cluster:
-        result = subprocess.run(
-            ["timeout", "-k", "10", "400", RAY, "job", "submit", "--address", f"http://127.0.0.1:{port}"]
-            + ["--working-dir", str(job_folder), "--"]
-            + [CEILING, "run", "sweep.yaml", "--db", db, "--workdir", str(tmp_path / "work"), "--no-mlflow"],
-            capture_output=True,
-            text=True,
-        )
+        submit = ["timeout", "-k", "10", "400", RAY, "job", "submit", "--address", f"http://127.0.0.1:{port}"]
+        submit += ["--working-dir", str(job_folder), "--"]
+        submit += [CEILING, "run", "sweep.yaml", "--db", db, "--workdir", str(tmp_path / "work"), "--no-mlflow"]
+        # The head's dashboard agent, which runs jobs, comes up some seconds after the cluster answers;
+        # until then the job server refuses with "No available agent ... try again later".
+        deadline = time.monotonic() + 90
+        while True:
+            result = subprocess.run(submit, capture_output=True, text=True)
+            if "No available agent" not in result.stderr + result.stdout or time.monotonic() > deadline:
+                break
+            time.sleep(2)
         placed = cluster.actor_nodes()
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     assert "succeeded" in result.stdout + result.stderr
