@@ -121,16 +121,32 @@ class LoopbackCluster:
             subprocess.run(["rm", "-rf", self._temp], check=False)
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def _serve(workers: int, cpus_per_worker: int, dashboard_port: int) -> None:
     from ray.cluster_utils import Cluster
 
-    # The head offers no CPUs, so every trial worker runs on a worker node.
-    head_args: dict[str, Any] = {"num_cpus": 0, "_system_config": FAST_HEALTH_CHECKS}
+    # The head offers no CPUs, so every trial worker runs on a worker node. Every node's dashboard agent
+    # gets a free port: at Ray's fixed default (52365) it would lose to another Ray on this machine (the
+    # test session's own), and without the head's agent the job server refuses every job.
+    head_args: dict[str, Any] = {
+        "num_cpus": 0,
+        "_system_config": FAST_HEALTH_CHECKS,
+        "dashboard_agent_listen_port": _free_port(),
+    }
     if dashboard_port:
         # the job server (`ray job submit`) lives in the dashboard, which needs ray[default]
         head_args |= {"include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": dashboard_port}
     cluster = Cluster(initialize_head=True, head_node_args=head_args)
-    nodes = [cluster.add_node(num_cpus=cpus_per_worker) for _ in range(workers)]
+    nodes = [
+        cluster.add_node(num_cpus=cpus_per_worker, dashboard_agent_listen_port=_free_port()) for _ in range(workers)
+    ]
     cluster.wait_for_nodes()
     print(json.dumps({"address": cluster.address, "node_ids": [n.node_id for n in nodes]}), flush=True)
     try:
