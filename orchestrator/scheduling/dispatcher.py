@@ -14,8 +14,7 @@ from orchestrator.progress import progress_table
 from orchestrator.provenance import code_version
 from orchestrator.scheduling.groups import WorkerGroup
 from orchestrator.store import StaleAttempt
-
-FINAL = ("done", "diverged")  # statuses a worker writes last; nothing after them may undo them
+from orchestrator.store.schema import FINAL_STATUSES
 
 
 class Dispatcher:
@@ -135,7 +134,7 @@ class Dispatcher:
                 group.kill()
                 self.groups[self.groups.index(group)] = self._new_group()
             stored = self.store.get_trial(trial_id)
-            if stored is not None and stored.attempts == attempt and stored.status in FINAL:
+            if stored is not None and stored.attempts == attempt and stored.status in FINAL_STATUSES:
                 # The worker committed its final record, then died (its node lost) before replying:
                 # the result stands; releasing it would train it again from scratch.
                 self.failures[trial_id] -= 1

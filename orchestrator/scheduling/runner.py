@@ -131,7 +131,6 @@ def run_sweep(
     max_loss: float | None = None,
 ) -> dict[str, Any]:
     """Run every trial of the sweep that is not done yet; returns a summary."""
-
     from orchestrator.tracking import SweepTracking
 
     spec, store = context.spec, context.store

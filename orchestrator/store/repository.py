@@ -15,7 +15,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.store.engine import make_engine, migrate, with_retries
-from orchestrator.store.schema import Eval, Fit, Sweep, SweepTrial, Trial, TuningChoice, utcnow
+from orchestrator.store.schema import (
+    FINAL_STATUSES,
+    Eval,
+    Fit,
+    Sweep,
+    SweepTrial,
+    Trial,
+    TuningChoice,
+    utcnow,
+)
 
 
 class StaleAttempt(RuntimeError):
@@ -150,7 +159,7 @@ class Store:
 
         def op(session: Session) -> int | None:
             trial = session.get(Trial, trial_id, with_for_update=True)
-            if unless_final and trial.status in ("done", "diverged"):
+            if unless_final and trial.status in FINAL_STATUSES:
                 return None
             trial.attempts += 1
             trial.status, trial.error = "running", None
@@ -164,7 +173,7 @@ class Store:
         def op(session: Session) -> None:
             query = update(Trial).where(Trial.id == trial_id, Trial.attempts == attempt)
             if unless_final:
-                query = query.where(Trial.status.not_in(("done", "diverged")))
+                query = query.where(Trial.status.not_in(FINAL_STATUSES))
             result = session.execute(query.values(**values))
             if result.rowcount == 0:
                 raise StaleAttempt(f"trial {trial_id}: attempt {attempt} is no longer current")

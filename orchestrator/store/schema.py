@@ -33,6 +33,8 @@ class Base(DeclarativeBase):
 
 
 TRIAL_STATUSES = ("pending", "running", "done", "failed", "diverged")
+# what a worker writes last: nothing after it (a retry, another sweep's claim) may undo it
+FINAL_STATUSES = ("done", "diverged")
 
 
 class Sweep(Base):
