@@ -23,6 +23,8 @@ import tempfile
 import time
 from typing import Any
 
+from orchestrator.training.distributed import free_port
+
 # Lost nodes are declared dead after ~3 s instead of Ray's default ~30 s, so a removal test is short.
 FAST_HEALTH_CHECKS = {"health_check_period_ms": 1000, "health_check_failure_threshold": 3}
 START_TIMEOUT_S = 120
@@ -121,14 +123,6 @@ class LoopbackCluster:
             subprocess.run(["rm", "-rf", self._temp], check=False)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _serve(workers: int, cpus_per_worker: int, dashboard_port: int) -> None:
     from ray.cluster_utils import Cluster
 
@@ -138,14 +132,14 @@ def _serve(workers: int, cpus_per_worker: int, dashboard_port: int) -> None:
     head_args: dict[str, Any] = {
         "num_cpus": 0,
         "_system_config": FAST_HEALTH_CHECKS,
-        "dashboard_agent_listen_port": _free_port(),
+        "dashboard_agent_listen_port": free_port(),
     }
     if dashboard_port:
         # the job server (`ray job submit`) lives in the dashboard, which needs ray[default]
         head_args |= {"include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": dashboard_port}
     cluster = Cluster(initialize_head=True, head_node_args=head_args)
     nodes = [
-        cluster.add_node(num_cpus=cpus_per_worker, dashboard_agent_listen_port=_free_port()) for _ in range(workers)
+        cluster.add_node(num_cpus=cpus_per_worker, dashboard_agent_listen_port=free_port()) for _ in range(workers)
     ]
     cluster.wait_for_nodes()
     print(json.dumps({"address": cluster.address, "node_ids": [n.node_id for n in nodes]}), flush=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pytest
 from sqlalchemy import update
 
 from orchestrator.store import Store, Trial
+from orchestrator.training.distributed import free_port
 from tests.dashboard.cdp import Browser, find_chromium
 from tests.dashboard.conftest import copy_sqlite
 
@@ -55,12 +55,6 @@ def chromium() -> str:
             "no chromium on this machine (apt-get install chromium); with CI=1 this test fails instead"
         )
     return binary
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ceiling_command() -> list[str]:

@@ -26,7 +26,7 @@ pytest.importorskip("triton", reason="triton is not installed (the optional kern
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_kernels_against_reference import _run, rel_rms_error  # noqa: E402
-from test_triton_gla import _backends_agree  # noqa: E402
+from test_triton_gla import _backends_agree, _bf16  # noqa: E402
 
 from kernels.delta import (  # noqa: E402
     gated_delta_rule_ref,
@@ -139,11 +139,6 @@ def test_triton_generalized_delta_rule_matches_reference(shape, extra, kwargs, i
     _compare(generalized_delta_rule_ref, _triton_delta().chunk_generalized_delta_rule, inputs, kwargs)
 
 
-def _bf16(inputs: dict) -> dict:
-    cast = {n: (x.detach().bfloat16() if n in SIXTEEN_BIT else x.detach()) for n, x in inputs.items()}
-    return {n: x.requires_grad_(True) for n, x in cast.items()}
-
-
 # (op, dtype, K, V, initial state): few tile configurations, since each compiles for tens of seconds
 GPU_CASES = [
     ("chunk_gated_delta_rule", torch.float32, 128, 128, True),
@@ -167,7 +162,7 @@ def test_triton_delta_rules_real_shapes_on_gpu(op, dtype, K, V, initial):
     kwargs = {"chunk_size": chunk}
     if dtype == torch.bfloat16:
         # the reference sees the same rounded values in fp32; bf16 outputs and tf32 products bound the error
-        _compare(reference, getattr(_triton_delta(), op), _bf16(inputs), kwargs, tol=2e-2)
+        _compare(reference, getattr(_triton_delta(), op), _bf16(inputs, SIXTEEN_BIT), kwargs, tol=2e-2)
     else:
         _compare(reference, getattr(_triton_delta(), op), inputs, kwargs)
 
@@ -185,7 +180,7 @@ def test_fla_adapter_matches_reference(op):
     else:
         inputs, reference = _rwkv7_inputs(2, 300, 4, 64, True), generalized_delta_rule_ref
     # fla wants 16-bit inputs; the reference sees the same rounded values in fp32
-    cast = _bf16(inputs)
+    cast = _bf16(inputs, SIXTEEN_BIT)
     ref_out, ref_state, ref_grads = _run(None, reference, cast, {}, seed=1)
     out, state, grads = _run(None, getattr(delta_fla, op), cast, {}, seed=1)
     assert rel_rms_error(out[0], ref_out[0]) < 2e-2 and rel_rms_error(state[0], ref_state[0]) < 2e-2

@@ -11,6 +11,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
@@ -128,12 +129,10 @@ def test_triton_gla_rounds_other_chunk_lengths_up_and_checks_value_blocks():
         _triton_gla()(**_inputs("head", 1, 5, 1, 8, 8, False), key_block=8)
 
 
-def _bf16(inputs: dict) -> dict:
-    """q, k, v in bf16 (the reference sees the same rounded values in fp32)."""
-    cast = {
-        n: (x.detach().bfloat16() if n in ("q_BTHK", "k_BTHK", "v_BTHV") else x.detach())
-        for n, x in inputs.items()
-    }
+def _bf16(inputs: dict, names: Collection[str] = ("q_BTHK", "k_BTHK", "v_BTHV")) -> dict:
+    """The ``names`` inputs (default q, k, v) in bf16, the rest as they are; the reference sees the same
+    rounded values in fp32."""
+    cast = {n: (x.detach().bfloat16() if n in names else x.detach()) for n, x in inputs.items()}
     return {n: x.requires_grad_(True) for n, x in cast.items()}
 
 
@@ -171,12 +170,7 @@ def test_fla_adapter_matches_reference(kind):
     from kernels.gla import fla as gla_fla
 
     inputs = _inputs(kind, 2, 300, 4, 64, 64, True)
-    # fla wants q, k, v in one 16-bit dtype; the reference sees the same rounded values in fp32
-    bf16 = {
-        n: (x.detach().bfloat16() if n in ("q_BTHK", "k_BTHK", "v_BTHV") else x.detach())
-        for n, x in inputs.items()
-    }
-    bf16 = {n: x.requires_grad_(True) for n, x in bf16.items()}
+    bf16 = _bf16(inputs)  # fla wants q, k, v in one 16-bit dtype
     ref_out, ref_state, ref_grads = _run(None, gla_ref, bf16, {}, seed=1)
     out, state, grads = _run(None, gla_fla.chunk_gla, bf16, {}, seed=1)
     assert rel_rms_error(out[0], ref_out[0]) < 2e-2 and rel_rms_error(state[0], ref_state[0]) < 2e-2

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.training.distributed import free_port
 from tests.sweep_runs import (
     assert_each_done_once,
     checkpointed_step,
@@ -39,7 +39,7 @@ class PrivatePostgres:
     """A throw-away Postgres server owned by this test (trust auth, listening on 127.0.0.1:port)."""
 
     def __init__(self, folder: Path):
-        self.folder, self.port = folder, _free_port()
+        self.folder, self.port = folder, free_port()
         self.data = folder / "data"
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
@@ -72,12 +72,6 @@ class PrivatePostgres:
 
     def running(self) -> bool:
         return (self.data / "postmaster.pid").exists()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

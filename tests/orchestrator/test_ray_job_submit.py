@@ -4,7 +4,6 @@ worker node on this machine): the job's driver is `ceiling run`, which joins the
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from orchestrator.training.distributed import free_port
 from tests.loopback_cluster import LoopbackCluster
 from tests.sweep_runs import CEILING, assert_each_done_once, sweep
 
@@ -21,18 +21,12 @@ pytestmark = pytest.mark.slow
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_ray_job_submit_runs_a_sweep_on_the_cluster(tmp_path: Path):
     job_folder = tmp_path / "job"  # uploaded to the cluster as the job's working directory
     job_folder.mkdir()
     (job_folder / "sweep.yaml").write_text(yaml.safe_dump(sweep("job-submit", sizes=("20k", "30k"))))
     db = f"sqlite:///{tmp_path / 'ceiling.db'}"
-    port = _free_port()
+    port = free_port()
     with LoopbackCluster(workers=1, cpus_per_worker=2, dashboard_port=port) as cluster:
         submit = ["timeout", "-k", "10", "400", RAY, "job", "submit", "--address", f"http://127.0.0.1:{port}"]
         submit += ["--working-dir", str(job_folder), "--"]
