@@ -34,8 +34,12 @@ def _signatures(trial: PlannedTrial) -> dict[str, Any]:
         "batch (sequences per step)": training["sequences_per_step"],
         "seq_len": trial.accounting.get("seq_len", config["data"]["seq_len"]),
         "schedule shape": (
-            training["schedule"], training["warmup_steps"], training["cooldown_steps"], training["min_lr_ratio"],
-            trial.steps, (config.get("branch") or {}).get("start_step"),
+            training["schedule"],
+            training["warmup_steps"],
+            training["cooldown_steps"],
+            training["min_lr_ratio"],
+            trial.steps,
+            (config.get("branch") or {}).get("start_step"),
         ),
     }
 
@@ -44,14 +48,15 @@ _FIXES = {
     "data order (corpus, seed)": ("seeds / data", "give every architecture the same data: and seeds:"),
     "tokens per budget": (
         "budgets",
-        "use budgets.tokens (the same token counts for every architecture) instead of tokens_per_param or "
-        "isoflop, whose token counts follow each architecture's parameter count",
+        "give every architecture the same budgets: budgets.tokens, or tokens_per_param / isoflop, whose "
+        "token counts follow the target sizes",
     ),
     "batch (sequences per step)": ("training.batch_tokens", "use one training.batch_tokens for the study"),
     "seq_len": ("data.seq_len", "remove per-architecture seq_len overrides"),
     "schedule shape": (
         "training / budgets",
-        "the schedule's warmup and cooldown follow each trial's steps: use budgets.tokens so steps match",
+        "the schedule's warmup and cooldown follow each trial's steps: give every architecture the same "
+        "budgets so steps match",
     ),
 }
 
@@ -88,7 +93,9 @@ def check_matched(spec: SweepSpec, trials: list[PlannedTrial]) -> list[MatchItem
             if item == "data order (corpus, seed)":
                 detail = (_describe(item, reference[0]) if reference else "-") + f"; seeds {list(spec.seeds)}"
             elif item == "tokens per budget":
-                detail = ", ".join(sorted({f"{v:,}" for v in reference}, key=lambda s: int(s.replace(",", ""))))
+                detail = ", ".join(
+                    sorted({f"{v:,}" for v in reference}, key=lambda s: int(s.replace(",", "")))
+                )
             elif item == "schedule shape":
                 shapes = sorted({(v[0], v[1], v[2]) for v in reference}, key=str)
                 detail = "; ".join(f"{k} warmup {w} cooldown {c}" for k, w, c in shapes[:4]) + (
@@ -107,7 +114,9 @@ def check_matched(spec: SweepSpec, trials: list[PlannedTrial]) -> list[MatchItem
         theirs = columns[other][first] if first < len(columns[other]) else "(missing)"
         detail = f"{reference_label} has {_short(item, mine)} but {other} has {_short(item, theirs)} (point {first})"
         if item in ("tokens per budget", "schedule shape") and spec.budgets is not None:
-            kind = next(k for k in ("tokens", "tokens_per_param", "isoflop") if getattr(spec.budgets, k) is not None)
+            kind = next(
+                k for k in ("tokens", "tokens_per_param", "isoflop") if getattr(spec.budgets, k) is not None
+            )
             field = f"budgets.{kind}"
         items.append(MatchItem(item, False, detail, field, fix))
     return items
@@ -124,6 +133,6 @@ def _short(item: str, value: Any) -> str:
 def unmatched_message(items: list[MatchItem]) -> str:
     bad = [i for i in items if not i.matched]
     lines = [f"{i.field}: {i.item} differs between architectures: {i.detail}; {i.fix}" for i in bad]
-    return "the study is not matched:\n  " + "\n  ".join(lines) + (
-        "\n  (pass --allow-unmatched to run it anyway)"
+    return (
+        "the study is not matched:\n  " + "\n  ".join(lines) + "\n  (pass --allow-unmatched to run it anyway)"
     )

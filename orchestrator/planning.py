@@ -142,14 +142,8 @@ def plan_trials(spec: SweepSpec, vocab_size: int) -> list[PlannedTrial]:
                 raise PlanError(
                     f"architectures[{arch_index}] ({arch.name}) at size {size:.3g}: {exc}"
                 ) from None
-            n = acc["non_embedding_params"]
             kind = "tokens" if spec.budgets.tokens is not None else "tokens_per_param"
-            if compute is not None:
-                budgets = [compute / (6 * n)]
-            elif spec.budgets.tokens is not None:
-                budgets = list(spec.budgets.tokens)
-            else:
-                budgets = [ratio * n for ratio in spec.budgets.tokens_per_param]
+            budgets = _token_budgets(spec, size, compute)
             budget_steps = []
             for budget_index, wanted_tokens in enumerate(budgets):
                 where = "budgets.isoflop" if compute is not None else f"budgets.{kind}[{budget_index}]"
@@ -167,6 +161,21 @@ def plan_trials(spec: SweepSpec, vocab_size: int) -> list[PlannedTrial]:
     # Tuning trials first, then trunks: the trials that wait on them come later in the queue.
     order = {"tuning": 0, "trunk": 1}
     return sorted(trials, key=lambda t: order.get(t.role, 2))
+
+
+def _token_budgets(spec: SweepSpec, size: float, compute: float | None) -> list[float]:
+    """Tokens wanted per budget at one target size.
+
+    Ratios and isoFLOP budgets scale with the *target* size (what ``sizes:`` says), not with the
+    parameters an architecture's shape realises (close to it, but different per architecture): so
+    every architecture at one size trains on the same tokens and steps, and the study stays matched.
+    The trials' FLOPs are still each model's exact ones.
+    """
+    if compute is not None:
+        return [compute / (6 * size)]  # C = 6 N D with N the target size
+    if spec.budgets.tokens is not None:
+        return list(spec.budgets.tokens)
+    return [ratio * size for ratio in spec.budgets.tokens_per_param]
 
 
 def _steps(wanted_tokens: float, tokens_per_step: int, where: str, label: str, size: float) -> int:
@@ -221,7 +230,14 @@ def _branched(
     out: list[PlannedTrial] = []
     for seed in spec.seeds:
         trunk = _resolve(
-            *point, starts[-1], seed, compute, lr=lr, role="trunk", warmup=warmup, cooldown=0,
+            *point,
+            starts[-1],
+            seed,
+            compute,
+            lr=lr,
+            role="trunk",
+            warmup=warmup,
+            cooldown=0,
             extra={"branch_starts": starts},
         )
         out.append(trunk)
@@ -233,8 +249,16 @@ def _branched(
                 branch["release_checkpoint"] = True
             out.append(
                 _resolve(
-                    *point, steps, seed, compute, lr=lr, role="branch", warmup=warmup, cooldown=cooldown,
-                    extra={"branch": branch}, parent_id=trunk.id,
+                    *point,
+                    steps,
+                    seed,
+                    compute,
+                    lr=lr,
+                    role="branch",
+                    warmup=warmup,
+                    cooldown=cooldown,
+                    extra={"branch": branch},
+                    parent_id=trunk.id,
                 )
             )
     return out
