@@ -12,7 +12,7 @@ selects one, because a metric may legitimately be missing for runs that never ev
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,9 @@ class Runs:
     compute: np.ndarray  # C, FLOPs (6ND unless given)
     group: np.ndarray  # str, e.g. the architecture
     metrics: Mapping[str, np.ndarray] = field(default_factory=dict)
+    # Columns kept out of `metrics` because a cell is not a number: name -> where, e.g.
+    # "runs.csv line 5: column 'loss' has 'abc', not a number". Said when a fit asks for the column.
+    unparsed: Mapping[str, str] = field(default_factory=dict)
 
     # ----- construction -------------------------------------------------------------------
     @classmethod
@@ -123,6 +126,8 @@ class Runs:
 
     def metric(self, name: str, *, positive: bool = True) -> np.ndarray:
         """The metric column `name`, checked finite (and > 0 when a law takes its log)."""
+        if name not in self.metrics and name in self.unparsed:
+            raise LawInputError(self.unparsed[name])
         if name not in self.metrics:
             raise LawInputError(f"no metric column '{name}'; available: {sorted(self.metrics)}")
         arr = self.metrics[name]
@@ -156,6 +161,7 @@ class Runs:
             self.compute[mask],
             self.group[mask],
             {k: v[mask] for k, v in self.metrics.items()},
+            self.unparsed,
         )
 
     def final(self) -> Runs:
@@ -200,8 +206,12 @@ def read_runs_csv(path: str | Path) -> Runs:
     # Bad bytes and oversized cells are input problems, named here rather than left as tracebacks.
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
+        lines: list[int] = []  # each row's (last) line in the file, 1-based, for error messages
+        rows: list[dict[str, Any]] = []
         try:
-            rows = list(reader)
+            for row in reader:
+                rows.append(row)
+                lines.append(reader.line_num)
         except UnicodeDecodeError as exc:
             raise LawInputError(
                 f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
@@ -213,18 +223,41 @@ def read_runs_csv(path: str | Path) -> Runs:
     if not rows:
         raise LawInputError(f"{path}: no data rows")
     columns: dict[str, list[Any]] = {h: [] for h in header}
-    for row in rows:
+    cell_lines: dict[str, list[int]] = {h: [] for h in header}  # a repeated header holds more cells
+    for row, line in zip(rows, lines, strict=True):
         for h in header:
             columns[h].append(row[h])
+            cell_lines[h].append(line)
     parsed: dict[str, Any] = {}
+    unparsed: dict[str, str] = {}
     for h, values in columns.items():
         if h in ("run_id", "group"):
             parsed[h] = values
             continue
+        numbers, bad = _numbers(values)
+        if bad is None:
+            parsed[h] = numbers
+            continue
+        index, value = bad
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        where = f"{path} line {cell_lines[h][index]}: column '{h}' has {shown!r}, not a number"
+        if h in ("params", "tokens", "compute"):
+            raise LawInputError(where)
+        parsed[h] = values  # free text (notes), ignored as a metric; a fit that asks for it says where
+        unparsed[h] = where
+    runs = Runs.from_columns(parsed)
+    return replace(runs, unparsed=unparsed) if unparsed else runs
+
+
+def _numbers(values: list[Any]) -> tuple[list[float], tuple[int, str] | None]:
+    """CSV cells as floats (blank -> NaN), or the index and text of the first cell that is not a number."""
+    numbers: list[float] = []
+    for index, value in enumerate(values):
+        if value in ("", None):
+            numbers.append(np.nan)
+            continue
         try:
-            parsed[h] = [float(v) if v not in ("", None) else np.nan for v in values]
+            numbers.append(float(value))
         except ValueError:
-            if h in ("params", "tokens", "compute"):
-                raise LawInputError(f"{path}: column '{h}' must be numeric") from None
-            parsed[h] = values  # free text, ignored as a metric
-    return Runs.from_columns(parsed)
+            return [], (index, str(value))
+    return numbers, None

@@ -92,7 +92,7 @@ def test_read_runs_csv(tmp_path):
     assert set(runs.metrics) == {"loss"}
     bad = tmp_path / "bad.csv"
     bad.write_text("params,tokens,loss\n1e8,abc,3.0\n")
-    with pytest.raises(laws.LawInputError, match="'tokens' must be numeric"):
+    with pytest.raises(laws.LawInputError, match="line 2: column 'tokens' has 'abc', not a number"):
         laws.read_runs_csv(bad)
     with pytest.raises(laws.LawInputError, match="not found"):
         laws.read_runs_csv(tmp_path / "nope.csv")

@@ -91,6 +91,23 @@ def test_fit_rejects_bad_csv_with_exit_2(tmp_path: Path, content: str, message: 
     assert message in result.output
 
 
+@pytest.mark.parametrize("header", ["params,tokens,loss,notes", "params,tokens,loss,notes,group"])
+def test_fit_names_the_line_column_and_value_that_is_not_a_number(tmp_path: Path, header: str):
+    rows = [f"{n:.6g},{d:.6g},{loss:.5f},free text" for n, d, loss in grid()]
+    rows[3] = rows[3].replace(rows[3].split(",")[2], "abc")  # line 5: header, then rows 1-3
+    if header.endswith("group"):
+        rows = [f"{row},{'a' if i % 2 else 'b'}" for i, row in enumerate(rows)]
+    path = tmp_path / "runs.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    result = _run("fit", str(path), "--n-boot", "0", "--json")
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert f"{path} line 5: column 'loss' has 'abc', not a number" in " ".join(result.output.split())
+    # A text column that no fit reads (notes) is still fine.
+    path.write_text("\n".join([header, *(row.replace("abc", "3.1") for row in rows)]) + "\n")
+    assert _run("fit", str(path), "--n-boot", "0", "--json").exit_code == 0
+
+
 def test_laws_from_the_store_are_cached_and_exclude_unfinished_runs(tmp_path: Path):
     store = _store_with_runs(tmp_path / "c.db", {"transformer": TRUE})
     store.add_trials("synthetic", [make_trial("bad", label="transformer")])
