@@ -4,14 +4,25 @@ leave-largest-out validation and architecture comparison. numpy/scipy only, so t
 """
 
 from .api import FitResult, GroupFits, Prediction, fit, fit_groups
+from .auto import AUTO, AUTO_ORDER, choose_form, choose_forms
 from .compare import Comparison, compare, compare_fits
 from .data import Runs, as_runs, read_runs_csv
 from .errors import FitDidNotConverge, LawInputError
 from .forms import FORMS
+from .health import DEGENERATE, HEALTHY, WEAK, FitHealth
 from .power import PowerLawFit, fit_power_law
-from .validation import leave_largest_out
+from .validation import backtest, leave_largest_out
 
 __all__ = [
+    "AUTO",
+    "AUTO_ORDER",
+    "DEGENERATE",
+    "HEALTHY",
+    "WEAK",
+    "FitHealth",
+    "backtest",
+    "choose_form",
+    "choose_forms",
     "FORMS",
     "Comparison",
     "FitDidNotConverge",

@@ -9,7 +9,7 @@ DESIGN.md; `from_json()` restores a result (with intervals if the bootstrap was 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from .data import DEFAULT_COMPUTE_FACTOR, Runs, as_runs
 from .envelope import build_envelope
 from .errors import FitDidNotConverge, LawInputError
 from .forms import FORMS, LseForm, resolve_form
+from .health import FitHealth, assess
 from .solver import LseReplicateFit, fit_lse
 
 OPTIMA_FORMS = ("isoflop", "envelope")  # laws of N*(C), D*(C) rather than of the metric
@@ -68,6 +69,22 @@ class FitResult:
     at_compute: tuple[float, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    health: FitHealth | None = None  # set by `fit`; `with_backtest` adds the backtest to it
+
+    # ----- health ---------------------------------------------------------------------------
+    def assessed(self, backtest: Mapping[str, Any] | None = None) -> FitResult:
+        """This fit with its health judged (again), optionally with a leave-largest-out backtest."""
+        health = assess(
+            form=self.form, params=self.params, boot=self.boot, settings=self.settings, backtest=backtest
+        )
+        return replace(self, health=health)
+
+    def with_backtest(self, backtest: Mapping[str, Any]) -> FitResult:
+        return self.assessed(backtest)
+
+    @property
+    def status(self) -> str:
+        return self.health.status if self.health else "unknown"
 
     # ----- bookkeeping ---------------------------------------------------------------------
     @property
@@ -193,6 +210,7 @@ class FitResult:
             "at_compute": list(self.at_compute),
             "fit": dict(self.settings),
             "notes": list(self.notes),
+            "health": self.health.to_json() if self.health else None,
         }
         if include_bootstrap:
             obj["bootstrap"] = json_floats(self.boot)
@@ -204,7 +222,7 @@ class FitResult:
         boot = np.array(
             [[np.nan if v is None else v for v in row] for row in obj.get("bootstrap", [])], dtype=float
         ).reshape(-1, len(names))
-        return cls(
+        result = cls(
             form=obj["form"],
             params={k: float(v) for k, v in obj["params"].items()},
             boot=boot,
@@ -219,6 +237,10 @@ class FitResult:
             settings=dict(obj.get("fit", {})),
             notes=tuple(obj.get("notes", ())),
         )
+        if obj.get("health"):
+            return replace(result, health=FitHealth.from_json(obj["health"]))
+        # A fit stored before health existed: judge it from its bootstrap (if it was stored).
+        return result.assessed() if result.boot.size else result
 
 
 # ----- fitting ---------------------------------------------------------------------------------
@@ -312,6 +334,7 @@ def fit(
         settings["n_boot_failed"] = failed
         if failed > MAX_FAILED_FRACTION * n_boot:
             raise FitDidNotConverge(f"{form}: {failed} of {n_boot} bootstrap replicates failed to converge")
+    settings["min_target"] = float(np.min(y))
     return FitResult(
         form=form,
         params={n: float(v) for n, v in zip(prep.names, prep.point, strict=True)},
@@ -326,7 +349,7 @@ def fit(
         at_compute=tuple(float(c) for c in at_compute),
         settings=settings,
         notes=tuple(prep.notes),
-    )
+    ).assessed()
 
 
 @dataclass(frozen=True)
@@ -349,11 +372,30 @@ def _prepare_lse(
     log_x = lse.log_features({"params": runs.params, "tokens": runs.tokens, "compute": runs.compute})
     log_y = np.log(y)
     best, warm = fit_lse(lse, log_x, log_y, np.ones(y.size), delta, top_k=top_k, exhaustive=exhaustive)
+    columns = {"params": runs.params, "tokens": runs.tokens, "compute": runs.compute}
+    public = lse.to_public(best.theta)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        residual = log_y - np.log(lse.evaluate(public[None], columns)[0])
     settings = {
         "objective": "sum of Huber(delta) on log residuals, log-sum-exp, L-BFGS multi-start",
         "huber_delta": delta,
         "objective_value": best.objective,
         "top_k": "all" if exhaustive else (lse.top_k if top_k is None else top_k),
+        # What `health` judges the fit by (see laws/health.py).
+        # Robust (1.4826 x median |r|, the RMS of normal residuals): the Huber fit itself ignores
+        # a few outliers, so their size should not condemn it.
+        "residual_rms_log": float(1.4826 * np.median(np.abs(residual))),
+        "distinct": {f: int(np.unique(columns[f]).size) for f in lse.features},
+        "needed_distinct": lse.needed_distinct,
+        "term_centres": [
+            {
+                "coef": t.coef,
+                "exponent": t.exponent,
+                "log_centre": float(np.mean(log_x[:, j])),
+                "scale": t.scale,
+            }
+            for j, t in enumerate(lse.terms)
+        ],
     }
     task = LseReplicateFit(lse.name, log_x, log_y, delta, warm)
     return _Prepared(lse.to_public(best.theta), lse.param_names, task, runs, settings=settings)

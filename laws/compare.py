@@ -30,7 +30,7 @@ N_GRID = 200
 @dataclass(frozen=True)
 class Verdict:
     compute: float
-    kind: str  # advantage_grows | advantage_shrinks | crosses_over | inconclusive
+    kind: str  # advantage_grows | advantage_shrinks | crosses_over | inconclusive | not_estimated
     gap: tuple[float, float, float]  # X's advantage at `compute`: value, lo, hi
     trend: tuple[float, float, float]  # advantage here minus at the smallest common compute
     text: str
@@ -86,6 +86,7 @@ class Comparison:
             "verdicts": {k: v.to_json() for k, v in self.verdicts.items()},
             "verdict": self.verdict,
             "n_boot": self.n_boot,
+            "health": {role: f.health.to_json() if f.health else None for role, f in self.fits.items()},
             "fits": {"x": self.fits["x"].to_json(), "baseline": self.fits["baseline"].to_json()}
             if self.fits
             else None,
@@ -189,6 +190,15 @@ def compare_fits(
         "text": f"~{np.exp(cross_point):.2g} FLOPs" if np.isfinite(cross_point) else "none in range",
     }
 
+    # A degenerate law's curve is not an estimate: no trend or crossover is stated from it.
+    degenerate = {
+        name: f.health.summary(1)
+        for name, f in ((name_x, fit_x), (name_base, fit_base))
+        if f.health is not None and f.health.is_degenerate
+    }
+    if degenerate:
+        crossover["text"] = "not stated: " + "; ".join(f"{n}'s law is {why}" for n, why in degenerate.items())
+
     def verdict_at(c: float) -> Verdict:
         j = int(np.searchsorted(grid, c))
         g = (float(point[j]), float(lo[j]), float(hi[j]))
@@ -200,14 +210,23 @@ def compare_fits(
         where = f"at {c:.2g} FLOPs"
         if not np.isfinite(g[0]):
             # A degenerate fit (e.g. too few sizes for its form) can evaluate to NaN/inf; say so plainly.
-            state = f"no estimate of the gap (a fit gives {g[0]} here: too few or too tiny runs for this form)"
+            state = (
+                f"no estimate of the gap (a fit gives {g[0]} here: too few or too tiny runs for this form)"
+            )
         else:
             significant = " (significant)" if _excludes_zero(g[1], g[2]) else ""
             state = (
                 f"{name_x} {'ahead' if g[0] > 0 else 'behind'} by {abs(g[0]):.3g} {fit_x.metric}{significant} "
                 f"({pct} CI of advantage {g[1]:+.3g} to {g[2]:+.3g})"
             )
-        if crossed and start * now == -1:
+        if degenerate:
+            kind = "not_estimated"
+            whose = "; ".join(f"{n}'s law is {why}" for n, why in degenerate.items())
+            text = (
+                f"{name_x} vs {name_base}: no trend or crossover stated ({whose}); {where} the fitted gap "
+                f"{g[0]:+.3g} {fit_x.metric} is not an estimate"
+            )
+        elif crossed and start * now == -1:
             kind = "crosses_over"
             ci = crossover["ci95"]
             text = (

@@ -84,6 +84,12 @@ class LseForm:
         parts = cs + ks + ([np.log(public[..., 0])] if self.has_E else [])
         return np.stack(parts, axis=-1)
 
+    @property
+    def needed_distinct(self) -> dict[str, int]:
+        """Distinct values each feature needs for its term to be identified: a coefficient and an
+        exponent per term, plus the floor E that every term shares (3 with E, 2 without)."""
+        return {t.feature: 3 if self.has_E else 2 for t in self.terms}
+
     def start_grid(self) -> np.ndarray:
         return np.array(list(itertools.product(*self.grid)), dtype=float)
 
