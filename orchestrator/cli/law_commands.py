@@ -6,14 +6,26 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from orchestrator.cli.common import BadInput, guarded, open_store, out_console, print_json
+from orchestrator.cli.law_format import (
+    backtest_table,
+    health_label,
+    not_an_estimate_note,
+    prediction_line,
+    print_fit,
+    print_health,
+)
 from orchestrator.cli.sweeps import DbOption, JsonOption, WorkdirOption
 from orchestrator.units import parse_count
 
 FormOption = Annotated[
-    str, typer.Option("--form", help="chinchilla | power_n | power_d | power_c (+ _noE) | isoflop | envelope")
+    str,
+    typer.Option(
+        "--form",
+        help="auto (the richest form the runs identify: chinchilla, else power_c, else power_c_noE) | "
+        "chinchilla | power_n | power_d | power_c (+ _noE) | isoflop | envelope",
+    ),
 ]
 MetricOption = Annotated[
     str, typer.Option("--metric", help="val_loss | val_bpb | train_loss | copy_score | recall_accuracy")
@@ -41,22 +53,6 @@ def _scalars(value: Any) -> Any:
     return value
 
 
-def _params_table(fit_json: dict[str, Any], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in ("parameter", "value", "95% CI"):
-        table.add_column(column, justify="left" if column == "parameter" else "right")
-    for name, value in fit_json["params"].items():
-        lo, hi = fit_json.get("ci95", {}).get(name, [None, None])
-        ci = "" if lo is None else f"[{lo:.4g}, {hi:.4g}]"
-        table.add_row(name, f"{value:.4g}", ci)
-    for name, value in (fit_json.get("derived") or {}).items():
-        if isinstance(value, (int, float)):
-            lo, hi = fit_json.get("ci95", {}).get(name, [None, None])
-            table.add_row(f"{name} (derived)", f"{value:.4g}", "" if lo is None else f"[{lo:.4g}, {hi:.4g}]")
-    table.caption = f"{fit_json.get('n_runs')} runs, form {fit_json.get('form')}"
-    return table
-
-
 def fit(
     csv_file: Annotated[
         Path, typer.Argument(help="CSV with columns params,tokens,loss[,compute,group,run_id]")
@@ -67,9 +63,11 @@ def fit(
     json_out: JsonOption = False,
 ) -> None:
     """Fit a scaling law to runs in a CSV file (one fit per `group` when that column is present).
+    Each fit is printed with its health (healthy / weak / degenerate, and why).
 
     Examples:
       ceiling fit runs.csv                      # Chinchilla approach 3, L(N, D) = E + A/N^alpha + B/D^beta
+      ceiling fit runs.csv --form auto          # the richest form the runs identify
       ceiling fit runs.csv --form power_c --json
     """
 
@@ -77,23 +75,32 @@ def fit(
         import laws
 
         runs = laws.read_runs_csv(csv_file)
-        groups = sorted(set(runs.group))
-        if len(groups) > 1:
-            document = laws.fit_groups(runs, form=form, n_boot=n_boot, seed=seed).to_json()
+        by_group = runs.by_group()
+
+        def fit_one(table: laws.Runs) -> laws.FitResult:
+            if form == laws.AUTO:
+                return laws.choose_form(lambda f: laws.fit(table, f, n_boot=n_boot, seed=seed))
+            return laws.fit(table, form, n_boot=n_boot, seed=seed)
+
+        fits = {g: fit_one(table) for g, table in by_group.items()}
+        if len(fits) > 1:
+            document = {"fits": {g: f.to_json() for g, f in fits.items()}}
         else:
-            document = laws.fit(runs, form, n_boot=n_boot, seed=seed).to_json()
+            document = next(iter(fits.values())).to_json()
         if json_out:
             print_json(document)
             return
         console = out_console(False)
-        for group, fit_json in document["fits"].items() if "fits" in document else [(groups[0], document)]:
-            console.print(_params_table(fit_json, f"{group}: {fit_json['form']}"))
+        for group, fit_json in (
+            document["fits"].items() if "fits" in document else [(next(iter(fits)), document)]
+        ):
+            print_fit(console, fit_json, f"{group}: {fit_json['form']}")
 
     guarded(body)
 
 
-def _store_fits(store, sweep: str | None, arch: str | None, metric: str, form: str, n_boot: int, seed: int):
-    from orchestrator.store.law_inputs import fit_cached, law_runs
+def _checked_runs(store, sweep: str | None, arch: str | None, metric: str):
+    from orchestrator.store.law_inputs import law_runs
 
     if sweep is not None and store.get_sweep(sweep) is None:
         raise BadInput(
@@ -110,6 +117,22 @@ def _store_fits(store, sweep: str | None, arch: str | None, metric: str, form: s
             + (f" in sweep {sweep!r}" if sweep else "")
             + "; run a sweep first or check --arch / --metric"
         )
+    return runs
+
+
+def _store_fits(
+    store,
+    sweep: str | None,
+    arch: str | None,
+    metric: str,
+    form: str,
+    n_boot: int,
+    seed: int,
+    backtest: bool = False,
+):
+    from orchestrator.store.law_inputs import fit_cached
+
+    runs = _checked_runs(store, sweep, arch, metric)
     fits = {
         group: fit_cached(
             store,
@@ -120,6 +143,7 @@ def _store_fits(store, sweep: str | None, arch: str | None, metric: str, form: s
             group=group,
             n_boot=n_boot,
             seed=seed,
+            backtest=backtest,
         )
         for group in runs.groups
     }
@@ -130,21 +154,33 @@ def laws_command(
     sweep: Annotated[str | None, typer.Argument(help="sweep name; all stored runs if omitted")] = None,
     arch: Annotated[str | None, typer.Option("--arch", help="only this architecture (name or label)")] = None,
     metric: MetricOption = "val_loss",
-    form: FormOption = "chinchilla",
+    form: FormOption = "auto",
     n_boot: BootOption = 1000,
     seed: SeedOption = 0,
+    backtest: Annotated[
+        bool,
+        typer.Option(
+            "--backtest",
+            help="also fit without the largest size (and, separately, the largest budget), predict the "
+            "held-out runs and say whether they fall inside the 95% band",
+        ),
+    ] = False,
     workdir: WorkdirOption = None,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Fitted scaling laws per architecture from the store (cached; refitted only when runs change).
+    """Fitted scaling laws per architecture from the store (cached; refitted only when runs change),
+    each with its health: healthy, weak or degenerate, and the reasons.
 
-    Examples: ceiling laws quickstart  |  ceiling laws quickstart --form power_c --metric val_bpb --json
+    Examples:
+      ceiling laws quickstart                       # --form auto: the richest form the runs identify
+      ceiling laws quickstart --backtest            # does the law extrapolate to the held-out largest size?
+      ceiling laws quickstart --form power_c --metric val_bpb --json
     """
 
     def body() -> None:
         store = open_store(db, workdir)
-        runs, fits = _store_fits(store, sweep, arch, metric, form, n_boot, seed)
+        runs, fits = _store_fits(store, sweep, arch, metric, form, n_boot, seed, backtest)
         document = {
             "sweep": sweep,
             "metric": metric,
@@ -156,7 +192,9 @@ def laws_command(
             return
         console = out_console(False)
         for group, fit_json in document["fits"].items():
-            console.print(_params_table(fit_json, f"{group}: {metric} ~ {fit_json['form']}"))
+            print_fit(console, fit_json, f"{group}: {metric} ~ {fit_json['form']}")
+        if backtest:
+            console.print(backtest_table(document["fits"]))
         _print_excluded(console, runs.excluded)
 
     guarded(body)
@@ -173,7 +211,7 @@ def predict(
     ] = None,
     sweep: Annotated[str | None, typer.Option("--sweep", help="fit on this sweep only")] = None,
     metric: MetricOption = "val_loss",
-    form: FormOption = "chinchilla",
+    form: FormOption = "auto",
     n_boot: BootOption = 1000,
     seed: SeedOption = 0,
     workdir: WorkdirOption = None,
@@ -197,15 +235,25 @@ def predict(
             raise BadInput(f"--arch {arch!r} matches {sorted(fits)}; use one label")
         ((group, result),) = fits.items()
         if c is not None:
-            optimal = result.optimal(c)
-            document = {
-                "arch": group,
-                "metric": metric,
-                "compute": c,
-                **{k: _scalars(v.to_json()) for k, v in optimal.items()},
-            }
+            if result.form != "chinchilla" and "compute" not in laws_features(result.form):
+                raise BadInput(f"--compute needs a law of compute; the {result.form} fit has none")
+            if result.form == "chinchilla":
+                optimal = result.optimal(c)
+                numbers = {k: _scalars(v.to_json()) for k, v in optimal.items()}
+            else:
+                numbers = {"predicted": _scalars(result.predict(compute=c).to_json())}
+            document = {"arch": group, "metric": metric, "compute": c, **numbers}
+            where = f"{c:.3g} FLOPs" + (" (compute-optimal)" if result.form == "chinchilla" else "")
         else:
-            prediction = result.predict(params=n, tokens=d)
+            if result.form == "chinchilla":
+                prediction = result.predict(params=n, tokens=d)
+            elif "compute" in laws_features(result.form):
+                # A law of compute alone predicts (N, D) through C = 6ND: say so beside the number.
+                prediction = result.predict(compute=result.compute_factor * n * d)
+            else:
+                raise BadInput(
+                    f"the {result.form} fit cannot predict at --params and --tokens; use --form chinchilla"
+                )
             document = {
                 "arch": group,
                 "metric": metric,
@@ -213,16 +261,39 @@ def predict(
                 "tokens": d,
                 "predicted": _scalars(prediction.to_json()),
             }
+            where = f"{n:.3g} params, {d:.3g} tokens"
+            if result.form != "chinchilla":
+                where += f" (C = 6ND = {result.compute_factor * n * d:.3g} FLOPs, {result.form} law)"
         document["fit"] = result.to_json()
         if json_out:
             print_json(document)
             return
         console = out_console(False)
-        for key, value in document.items():
-            if key != "fit":
-                console.print(f"{key}: {value}")
+        predicted = document["predicted"]
+        console.print(
+            f"{group}: " + prediction_line(metric, predicted["value"], predicted["ci95"], where),
+            highlight=False,
+        )
+        for key in ("N_opt", "D_opt", "tokens_per_param"):
+            if key in document:
+                console.print(
+                    f"  {key} {document[key]['value']:.4g} (95% CI {document[key]['ci95'][0]:.4g} to "
+                    f"{document[key]['ci95'][1]:.4g})",
+                    highlight=False,
+                )
+        console.print(f"  from the {result.form} fit on {result.n_runs} runs", highlight=False)
+        note = not_an_estimate_note(document["fit"])
+        if note:
+            console.print(f"  {note}", style="bold red", highlight=False)
+        print_health(console, document["fit"])
 
     guarded(body)
+
+
+def laws_features(form: str) -> tuple[str, ...]:
+    from laws import FORMS
+
+    return FORMS[form].features if form in FORMS else ()
 
 
 def compare(
@@ -234,7 +305,7 @@ def compare(
         str | None, typer.Option("--at", help="target compute in FLOPs for the verdict, e.g. 1e21")
     ] = None,
     metric: MetricOption = "val_loss",
-    form: FormOption = "chinchilla",
+    form: FormOption = "auto",
     n_boot: BootOption = 1000,
     seed: SeedOption = 0,
     workdir: WorkdirOption = None,
@@ -249,21 +320,41 @@ def compare(
 
     def body() -> None:
         import laws
+        from orchestrator.store.law_inputs import fit_cached
 
         target = _count(at, "--at")
         store = open_store(db, workdir)
-        runs, fits = _store_fits(store, sweep, None, metric, form, n_boot, seed)
-        if baseline not in fits:
+        runs = _checked_runs(store, sweep, None, metric)
+        if baseline not in runs.groups:
             raise BadInput(
-                f"--baseline {baseline!r} has no finished runs; architectures with runs: {sorted(fits)}"
+                f"--baseline {baseline!r} has no finished runs; architectures with runs: {runs.groups}"
             )
-        others = [g for g in fits if g != baseline]
+        others = [g for g in runs.groups if g != baseline]
         if not others:
             raise BadInput(f"only {baseline!r} has runs; a comparison needs a second architecture")
-        results = {
-            g: laws.compare_fits(fits[g], fits[baseline], at_compute=target, name_x=g, name_base=baseline)
-            for g in others
-        }
+
+        def fit_of(group: str, law_form: str) -> laws.FitResult:
+            return fit_cached(
+                store,
+                runs.only(group),
+                metric=metric,
+                form=law_form,
+                sweep=sweep,
+                group=group,
+                n_boot=n_boot,
+                seed=seed,
+            )
+
+        def pair(group: str) -> list[laws.FitResult]:
+            # Both sides need one form: under auto, the richest that neither side's runs leave degenerate.
+            if form == laws.AUTO:
+                return laws.choose_forms(lambda f: [fit_of(group, f), fit_of(baseline, f)])
+            return [fit_of(group, form), fit_of(baseline, form)]
+
+        results = {}
+        for g in others:
+            fit_x, fit_base = pair(g)
+            results[g] = laws.compare_fits(fit_x, fit_base, at_compute=target, name_x=g, name_base=baseline)
         if json_out:
             print_json(
                 {
@@ -276,8 +367,14 @@ def compare(
             )
             return
         console = out_console(False)
-        for result in results.values():
-            console.print(result.verdict)
+        for g, result in results.items():
+            fits = {g: result.fits["x"].to_json(), baseline: result.fits["baseline"].to_json()}
+            health = ", ".join(f"{name} {health_label(f)}" for name, f in fits.items())
+            console.print(f"[{result.form}; {health}] {result.verdict}", highlight=False, soft_wrap=True)
+            for name, fit_json in fits.items():
+                if health_label(fit_json) != "healthy":
+                    console.print(f"  {name}:", highlight=False)
+                    print_health(console, fit_json, indent="    ")
 
     guarded(body)
 
@@ -294,4 +391,6 @@ def _print_excluded(console: Any, excluded: list[dict[str, Any]], itemise_up_to:
                 console.print(f"excluded {row['trial'][:8]} ({row['label']}): {reason}", style="yellow")
         else:
             labels = ", ".join(sorted({str(row["label"]) for row in rows}))
-            console.print(f"excluded {len(rows)} runs ({labels}): {reason} (--json lists each)", style="yellow")
+            console.print(
+                f"excluded {len(rows)} runs ({labels}): {reason} (--json lists each)", style="yellow"
+            )

@@ -79,8 +79,12 @@ def law_runs(
         role = getattr(trial, "role", None) or "main"
         if role not in LAW_ROLES:
             excluded.append(
-                {"trial": trial.id, "label": trial.label, "status": trial.status,
-                 "reason": ROLE_REASONS.get(role, f"role {role}, not a law point")}
+                {
+                    "trial": trial.id,
+                    "label": trial.label,
+                    "status": trial.status,
+                    "reason": ROLE_REASONS.get(role, f"role {role}, not a law point"),
+                }
             )
             continue
         if trial.status != "done":
@@ -115,6 +119,10 @@ def _inputs_hash(columns: dict[str, list[Any]], settings: dict[str, Any]) -> str
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+# Bumped when what a cached fit holds changes (2: the health block), so older entries are refitted.
+FIT_CACHE_VERSION = 2
+
+
 def fit_cached(
     store: Store,
     columns: dict[str, list[Any]],
@@ -125,27 +133,56 @@ def fit_cached(
     group: str,
     n_boot: int = 1000,
     seed: int = 0,
+    backtest: bool = False,
     **fit_kwargs: Any,
 ):
-    """``laws.fit`` on these runs, served from the store's cache when the same inputs were fitted before."""
+    """``laws.fit`` on these runs, served from the store's cache when the same inputs were fitted before.
+
+    form "auto" fits the forms of ``laws.AUTO_ORDER`` (each cached) and returns the richest one
+    whose health is not degenerate. backtest=True adds the leave-largest-size/budget-out backtest
+    to the fit's health (cached as its own entry: it costs two more bootstrapped fits)."""
     import laws
 
+    if form == laws.AUTO:
+        return laws.choose_form(
+            lambda f: fit_cached(
+                store,
+                columns,
+                metric=metric,
+                form=f,
+                sweep=sweep,
+                group=group,
+                n_boot=n_boot,
+                seed=seed,
+                backtest=backtest,
+                **fit_kwargs,
+            )
+        )
     higher, best = METRICS.get(metric, (False, None))
     settings = {"form": form, "metric": metric, "n_boot": n_boot, "seed": seed, **fit_kwargs}
+    settings["cache_version"] = FIT_CACHE_VERSION
+    if backtest:
+        settings["backtest"] = True
     key = _inputs_hash(columns, settings)
     cached = store.cached_fit(key)
     if cached is not None:
         return laws.FitResult.from_json(cached)
-    result = laws.fit(
-        columns,
-        form,
-        metric=metric,
-        higher_is_better=higher,
-        metric_max=best if higher else None,
-        n_boot=n_boot,
-        seed=seed,
-        **fit_kwargs,
-    )
+    fit_args = dict(metric=metric, higher_is_better=higher, metric_max=best if higher else None, **fit_kwargs)
+    if backtest:
+        plain = fit_cached(
+            store,
+            columns,
+            metric=metric,
+            form=form,
+            sweep=sweep,
+            group=group,
+            n_boot=n_boot,
+            seed=seed,
+            **fit_kwargs,
+        )
+        result = plain.with_backtest(laws.backtest(columns, form, seed=seed, n_jobs=1, **fit_args))
+    else:
+        result = laws.fit(columns, form, n_boot=n_boot, seed=seed, **fit_args)
     store.save_fit(
         inputs_hash=key,
         sweep_name=sweep,
