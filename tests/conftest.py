@@ -23,6 +23,13 @@ def token_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cache
 
 
+@pytest.fixture(scope="session", autouse=True)
+def quick_design_power() -> None:
+    """`ceiling plan` simulates the design's power by default (40 studies, ~10 s); tests that plan
+    for other reasons get a few studies. tests/laws/test_design_power.py sets its own counts."""
+    os.environ.setdefault("CEILING_POWER_SIMULATIONS", "4")
+
+
 @pytest.fixture(scope="session")
 def ray_runtime():
     """One embedded Ray runtime for the whole run (it takes 3-5 s to start here)."""

@@ -1,0 +1,154 @@
+"""Design power of a planned sweep: its law points per architecture -> `laws.design_power`.
+
+The planner knows each architecture's law points (realised non-embedding parameters and tokens of
+every main trial or cooldown branch); this module turns them into designs, picks the reference law
+(a prior sweep's fit, or Epoch's exponents rescaled to the loss range expected for the data) and
+the noise level (measured from a prior sweep's seeds, given, or the default), and runs the
+simulation. Recall studies have no loss law and are skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from orchestrator.store.schema import LAW_ROLES
+
+# Final val loss (nats per token) spanned by small byte-level ladders on the stdlib corpus: the
+# CPU study measured 1.76-2.75 from 16k to 128k parameters and 127k to 256k tokens.
+BYTE_LOSS_RANGE = (1.7, 2.8)
+# BPE vocabularies at small scale (tens of millions of parameters and below) sit around 3-5 nats.
+BPE_LOSS_RANGE = (3.0, 5.0)
+
+
+@dataclass(frozen=True)
+class PowerSettings:
+    noise: float | None = None  # None: from the prior's seeds, else laws' default
+    prior_sweep: str | None = None
+    n_sim: int | None = None
+    suggest: bool = True
+
+
+def law_points(trials: list[Any]) -> dict[str, tuple[list[float], list[float]]]:
+    """label -> (params, tokens) of its law points, from planned trials."""
+    points: dict[str, tuple[list[float], list[float]]] = {}
+    for t in trials:
+        if t.role not in LAW_ROLES:
+            continue
+        params, tokens = points.setdefault(t.label, ([], []))
+        params.append(float(t.accounting["non_embedding_params"]))
+        tokens.append(float(t.tokens))
+    return points
+
+
+def measured_noise(store: Any, sweep: str) -> float | None:
+    """Pooled seed-to-seed standard deviation of log final val loss over points with >= 2 seeds."""
+    groups: dict[tuple, list[float]] = {}
+    for trial in store.trials(sweep):
+        if trial.status != "done" or (getattr(trial, "role", None) or "main") not in LAW_ROLES:
+            continue
+        if trial.final_val_loss is None:
+            continue
+        key = (trial.label, round(float(trial.params_non_embedding)), int(trial.tokens))
+        groups.setdefault(key, []).append(float(np.log(trial.final_val_loss)))
+    replicated = [np.asarray(v) for v in groups.values() if len(v) >= 2]
+    if not replicated:
+        return None
+    dof = sum(v.size - 1 for v in replicated)
+    return float(np.sqrt(sum(((v - v.mean()) ** 2).sum() for v in replicated) / dof))
+
+
+def analyse(
+    spec: Any,
+    trials: list[Any],
+    settings: PowerSettings,
+    *,
+    store: Any = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any] | None:
+    """The design-power document of a planned sweep (None for recall studies)."""
+    from laws import design_power as dp
+
+    if spec.task is not None:
+        return None
+    points = law_points(trials)
+    if not points:
+        return None
+    training = spec.training
+    designs = {
+        label: dp.design_from_points(
+            params, tokens, branches=bool(training.branches), cooldown_frac=training.cooldown_frac
+        )
+        for label, (params, tokens) in points.items()
+    }
+    loss_range = BYTE_LOSS_RANGE if spec.data.tokenizer == "byte" else BPE_LOSS_RANGE
+    priors: dict[str, Any] = {}
+    noise = settings.noise
+    noise_source = "given (--noise)" if noise is not None else None
+    if settings.prior_sweep:
+        priors = _prior_laws(store, settings.prior_sweep, progress)
+        if noise is None:
+            noise = measured_noise(store, settings.prior_sweep)
+            if noise is not None:
+                noise_source = f"measured from the seeds of sweep {settings.prior_sweep!r}"
+    if noise is None:
+        noise = dp.DEFAULT_NOISE
+        noise_source = "default (no seeded sweep measured it; --noise or --prior SWEEP to change)"
+
+    def law_for(label: str, design: Any) -> Any:
+        if label in priors:
+            return priors[label]
+        return dp.epoch_reference(design, loss_range)
+
+    results = dp.simulate_many(
+        designs,
+        law_for,
+        noise=noise,
+        n_sim=settings.n_sim or dp.DEFAULT_SIMULATIONS,
+        suggest=settings.suggest,
+        progress=progress,
+    )
+    return {
+        "noise": noise,
+        "noise_source": noise_source,
+        "loss_range": list(loss_range),
+        "prior_sweep": settings.prior_sweep,
+        "architectures": {label: r.to_json() for label, r in results.items()},
+        "likely_degenerate": sorted(label for label, r in results.items() if r.likely_degenerate),
+    }
+
+
+def _prior_laws(store: Any, sweep: str, progress: Callable[[str], None] | None) -> dict[str, Any]:
+    """Per-architecture Chinchilla laws of an earlier sweep, where they are not degenerate."""
+    from laws import LawInputError
+    from laws.design_power import law_from_fit
+    from laws.errors import FitDidNotConverge
+    from orchestrator.store.law_inputs import fit_cached, law_runs
+
+    if store is None or store.get_sweep(sweep) is None:
+        raise ValueError(f"--prior: sweep {sweep!r} is not in the store (check --workdir / --db)")
+    runs = law_runs(store, sweep, metric="val_loss")
+    out = {}
+    for group in runs.groups:
+        if progress:
+            progress(f"design power: fitting the prior law of {group} from sweep {sweep!r}")
+        try:
+            result = fit_cached(
+                store,
+                runs.only(group),
+                metric="val_loss",
+                form="chinchilla",
+                sweep=sweep,
+                group=group,
+                n_boot=200,
+            )
+        except (LawInputError, FitDidNotConverge):
+            continue
+        if result.health is not None and not result.health.is_degenerate:
+            out[group] = law_from_fit(
+                result.params, f"the chinchilla law of {group} fitted to sweep {sweep!r}"
+            )
+    return out
