@@ -15,7 +15,11 @@ import plotly.graph_objects as go
 from plotly.colors import hex_to_rgb, sample_colorscale, unlabel_rgb
 from plotly.subplots import make_subplots
 
-SCALES = ("Blues", "Oranges", "Greens", "Reds", "Purples", "Greys", "YlOrBr", "PuRd", "BuGn", "RdPu")
+from orchestrator.report import panels
+
+# Twelve hue families, one per registered architecture; no grey, which the law panels give the baseline.
+SCALES = ("Blues", "Oranges", "Greens", "Reds", "Purples", "Teal", "YlOrBr", "PuRd", "BuGn", "RdPu", "turbid",
+          "Magenta")  # fmt: skip
 STATUS_COLORS = {
     "done": "#2ca02c",
     "running": "#1f77b4",
@@ -139,10 +143,12 @@ def law_figure(
     y_title: str,
     colors: Mapping[str, str],
     log_y: bool,
+    bands: bool = True,
 ) -> go.Figure:
-    """Runs as points, the fitted law as a line (dashed where extrapolated) with its bootstrap band, and
-    the prediction at the target compute with its interval. ``curves`` has group, x, value, ci95_lo/hi,
-    extrapolated; ``targets`` group, compute, value, ci95_lo/hi."""
+    """Runs as points, the fitted law as a line (dashed where extrapolated) with its bootstrap band
+    (``bands``; off, a dozen overlapping bands hide the lines), and the prediction at the target compute
+    with its interval. ``curves`` has group, x, value, ci95_lo/hi, extrapolated; ``targets`` group,
+    compute, value, ci95_lo/hi."""
     fig = go.Figure()
     for group, rows in runs.groupby("group", sort=True):
         color = colors.get(group, FALLBACK)
@@ -159,7 +165,8 @@ def law_figure(
     for group, rows in curves.groupby("group", sort=True):
         color = colors.get(group, FALLBACK)
         xs = rows[x].to_numpy()
-        fig.add_trace(_band(xs, rows["ci95_lo"].to_numpy(), rows["ci95_hi"].to_numpy(), color, group))
+        if bands:
+            fig.add_trace(_band(xs, rows["ci95_lo"].to_numpy(), rows["ci95_hi"].to_numpy(), color, group))
         measured = rows[~rows["extrapolated"]]
         # the extrapolated segment starts at the last measured point so the line is continuous
         beyond = rows[rows["extrapolated"] | (rows[x] == measured[x].max())] if len(measured) else rows
@@ -204,6 +211,34 @@ def law_figure(
     if len(targets):
         fig.add_vline(x=float(targets["compute"].iloc[0]), line_dash="dot", line_color="gray")
     return _layout(fig, x_title=x_title, y_title=y_title, log_x=True, log_y=log_y, title="")
+
+
+def law_panels_figure(
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    *,
+    x: str,
+    baseline: str | None,
+    titles: Mapping[str, str],
+    colors: Mapping[str, str],
+    x_title: str,
+    y_title: str,
+    log_y: bool,
+) -> go.Figure:
+    """Small multiples, as the report draws them (``orchestrator.report.panels``): one panel per
+    architecture over the baseline's law and band. Frames as for ``law_figure``."""
+    points = {
+        str(g): panels.Points(rows[x].to_numpy(float), rows["value"].to_numpy(float), rows["run_id"].tolist())
+        for g, rows in runs.groupby("group", sort=True)
+    }
+    laws_drawn = {
+        str(g): panels.Curve(*(rows[c].to_numpy() for c in (x, "value", "ci95_lo", "ci95_hi", "extrapolated")))
+        for g, rows in curves.groupby("group", sort=True)
+    } if len(curves) else {}  # fmt: skip
+    return panels.law_panels(
+        sorted(points), baseline, points, laws_drawn, titles=titles, colors=colors, x_title=x_title,
+        y_title=y_title, log_y=log_y,
+    )  # fmt: skip
 
 
 def frontier_figure(

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import laws_view, ui
+from orchestrator.report import notices
 
 FORMS = (  # law forms offered on the Scaling laws page
     "chinchilla",
@@ -64,5 +65,6 @@ def explain_exclusions(fits: laws_view.LawFits) -> None:
         with st.expander(f"{len(fits.excluded)} trials left out of the fits ({parts})"):
             st.caption("Only finished trials are fitted: failed and diverged runs would bias the law.")
             st.dataframe(fits.excluded, hide_index=True)
-    for group, message in sorted(fits.errors.items()):
-        st.warning(f"**{group}**: no {fits.form} fit: {message}")
+    # one box per distinct reason, naming every architecture it applies to (not twelve identical boxes)
+    for groups, message in notices.by_reason(fits.errors):
+        st.warning(f"**{notices.name_groups(groups)}**: no {fits.form} fit: {message}")

@@ -34,6 +34,7 @@ FORM_X = {
     "power_d": "tokens",
 }
 FRONTIER_FORMS = ("chinchilla", "power_c", "power_c_noE")  # what `laws.compare_fits` accepts
+DEFAULT_BASELINE = "transformer"  # the architecture the others are compared with, unless one is chosen
 X_LABELS = {
     "compute": "training compute (FLOPs, 6ND)",
     "params": "non-embedding parameters",
@@ -154,8 +155,12 @@ def isoflop_profiles(runs: pd.DataFrame, *, higher: bool, max_budgets: int = MAX
     optimum (Hoffmann et al.'s approach 2), as ``laws.isoflop_profiles`` computes them for the report.
     At most ``max_budgets`` per architecture (a grid of sizes x tokens has hundreds of near-coincident
     budgets, which would make an unreadable and slow chart), spread over compute."""
-    columns = {"group": runs["group"].tolist(), "params": runs["params"].tolist(),
-               "compute": runs["compute"].tolist(), "value": runs["value"].tolist()}
+    columns = {
+        "group": runs["group"].tolist(),
+        "params": runs["params"].tolist(),
+        "compute": runs["compute"].tolist(),
+        "value": runs["value"].tolist(),
+    }
     found = isoflop_profile_set(columns, "value", higher_is_better=higher, max_budgets=max_budgets)
     frames: list[pd.DataFrame] = []
     for p in found.profiles:
@@ -170,8 +175,14 @@ def isoflop_profiles(runs: pd.DataFrame, *, higher: bool, max_budgets: int = MAX
     )
     optima = pd.DataFrame(
         [
-            {"group": p.group, "budget": p.budget, "params_opt": p.params_opt, "value_opt": p.value_opt,
-             "interior": p.interior, "n_sizes": p.n_sizes}
+            {
+                "group": p.group,
+                "budget": p.budget,
+                "params_opt": p.params_opt,
+                "value_opt": p.value_opt,
+                "interior": p.interior,
+                "n_sizes": p.n_sizes,
+            }
             for p in found.profiles
         ],
         columns=["group", "budget", "params_opt", "value_opt", "interior", "n_sizes"],

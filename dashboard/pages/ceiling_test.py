@@ -13,8 +13,6 @@ from dashboard import cached, charts, laws_view, ui
 from dashboard.context import Context
 from dashboard.law_controls import controls, explain_exclusions
 
-DEFAULT_BASELINE = "transformer"
-
 
 def verdicts(summary: pd.DataFrame) -> None:
     for row in summary.itertuples(index=False):
@@ -48,7 +46,7 @@ def render_body(ctx: Context) -> None:
     baseline = st.selectbox(
         "Baseline",
         groups,
-        index=groups.index(DEFAULT_BASELINE) if DEFAULT_BASELINE in groups else 0,
+        index=groups.index(laws_view.DEFAULT_BASELINE) if laws_view.DEFAULT_BASELINE in groups else 0,
         key="ceiling-baseline",
     )
     if len(groups) < 2:

@@ -9,6 +9,7 @@ import streamlit as st
 from dashboard import cached, charts, laws_view, ui
 from dashboard.context import Context
 from dashboard.law_controls import FORMS, controls, explain_exclusions
+from orchestrator.report import notices
 
 
 def law_section(fits: laws_view.LawFits, target: float | None, palette: dict[str, str]) -> None:
@@ -29,6 +30,12 @@ def law_section(fits: laws_view.LawFits, target: float | None, palette: dict[str
     st.subheader(f"{label} vs {laws_view.X_LABELS[x]}")
     if x != "compute" and target:
         st.caption(f"The target compute applies to laws of compute; {fits.form} is a law of {x}.")
+    bands = st.toggle(
+        "Show 95% bands",
+        value=False,
+        key="laws-bands",
+        help="off: with many architectures the bands cover each other; the panels below show each one",
+    )
     fig = charts.law_figure(
         runs,
         curve_frame,
@@ -38,6 +45,7 @@ def law_section(fits: laws_view.LawFits, target: float | None, palette: dict[str
         y_title=label,
         colors=palette,
         log_y=not laws_view.higher_is_better(fits.metric),
+        bands=bands,
     )
     data = pd.concat(
         [runs.assign(kind="run"), curve_frame.assign(kind="law"), target_frame.assign(kind="target")],
@@ -46,6 +54,47 @@ def law_section(fits: laws_view.LawFits, target: float | None, palette: dict[str
     ui.show_chart(fig, data, f"law-{fits.metric}-{fits.form}")
     if len(target_frame):
         st.dataframe(target_frame.rename(columns={"group": "architecture"}), hide_index=True)
+    if runs["group"].nunique() > 1:
+        panels_section(fits, curve_frame, palette)
+
+
+def panels_section(fits: laws_view.LawFits, curves: pd.DataFrame, palette: dict[str, str]) -> None:
+    """Small multiples: each architecture in its own panel over the baseline's law and band."""
+    x = laws_view.FORM_X[fits.form]
+    fitted = sorted(fits.fits)
+    default = laws_view.DEFAULT_BASELINE
+    st.subheader("Each architecture against the baseline")
+    baseline = (
+        st.selectbox(
+            "Baseline",
+            fitted,
+            index=fitted.index(default) if default in fitted else 0,
+            key="laws-baseline",
+            help="drawn in grey in every panel",
+        )
+        if fitted
+        else None
+    )
+    st.caption(
+        "Shared axes: whether an architecture's gap to the baseline grows or shrinks with "
+        f"{x} is read off its panel. Titles give the law form and the fit's health."
+    )
+    titles = {
+        g: notices.panel_title(g, fits.fits.get(g), fits.form, baseline=g == baseline)
+        for g in sorted(fits.runs["group"].unique())
+    }
+    fig = charts.law_panels_figure(
+        fits.runs,
+        curves,
+        x=x,
+        baseline=baseline,
+        titles=titles,
+        colors=palette,
+        x_title=laws_view.X_LABELS[x],
+        y_title=laws_view.METRIC_LABELS[fits.metric],
+        log_y=not laws_view.higher_is_better(fits.metric),
+    )
+    ui.show_chart(fig, curves, f"law-panels-{fits.metric}-{fits.form}")
 
 
 def frontier_section(
@@ -59,7 +108,7 @@ def frontier_section(
     isoflop = laws_view.isoflop_profiles(fits.runs, higher=laws_view.higher_is_better(fits.metric))
     profile, optima = isoflop.profile, isoflop.optima
     if not source.fits:
-        reasons = "; ".join(f"{g}: {m}" for g, m in sorted(source.errors.items()))
+        reasons = "; ".join(notices.grouped_notices(source.errors, f"{source.form} fit"))
         st.info(
             "No frontier: it needs a chinchilla fit (choose it above; >= 8 runs per architecture) or an "
             f"isoFLOP fit. {reasons}"

@@ -13,10 +13,15 @@ import numpy as np
 
 from laws.isoflop_profiles import BudgetProfile
 from orchestrator.report.collect import LawSection
+from orchestrator.report.notices import panel_title
+from orchestrator.report.panels import Curve, Points, band_trace, law_panels, line_parts, y_range
 from orchestrator.report.recall_points import RecallSeries
 
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf")  # fmt: skip
+# plotly's ten less its grey (the small multiples draw the baseline in grey), then three from d3's
+# category20b: the twelve registered architectures get twelve distinct colours
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22",
+           "#17becf", "#393b79", "#637939", "#7b4173")  # fmt: skip
+FALLBACK = "#7f7f7f"  # a label outside the palette's list
 HEIGHT = 460
 GRID_POINTS = 80
 EXTRAPOLATE = 4.0  # without a target compute, the law is drawn this far past the largest run (dashed)
@@ -43,64 +48,121 @@ def _layout(fig: Any, *, x_title: str, y_title: str, log_x: bool, log_y: bool = 
     return fig
 
 
+def law_curves(section: LawSection, at_compute: float | None) -> dict[str, Curve]:
+    """Each fitted architecture's law of compute from its smallest run to EXTRAPOLATE x its largest (or
+    the target compute), with its 95% band; the part beyond its largest run is flagged."""
+    columns = section.runs.columns
+    out: dict[str, Curve] = {}
+    for group, fit in section.fits.items():
+        compute = [c for c, g in zip(columns["compute"], columns["group"], strict=True) if g == group]
+        if not compute:
+            continue
+        measured = max(compute)
+        grid = np.geomspace(min(compute), max(measured * EXTRAPOLATE, at_compute or 0.0), GRID_POINTS)
+        prediction = fit.predict(compute=grid)
+        out[group] = Curve(grid, prediction.value, prediction.lo, prediction.hi, grid > measured * (1 + 1e-9))
+    return out
+
+
+def run_points(section: LawSection, metric: str) -> dict[str, Points]:
+    columns = section.runs.columns
+    out: dict[str, Points] = {}
+    for group in section.runs.groups:
+        keep = [i for i, g in enumerate(columns["group"]) if g == group]
+        out[group] = Points(
+            np.array([columns["compute"][i] for i in keep], dtype=float),
+            np.array([columns[metric][i] for i in keep], dtype=float),
+            [columns["run_id"][i][:8] for i in keep],
+        )
+    return out
+
+
+def _band_toggle(bands: list[int]) -> dict[str, Any]:
+    """Two buttons that hide / show the band traces (hidden at first: twelve overlapping bands hide the
+    lines; the small multiples show each band on its own)."""
+    return {
+        "type": "buttons",
+        "direction": "right",
+        "active": 0,
+        "x": 0.0,
+        "xanchor": "left",
+        "y": 1.02,
+        "yanchor": "bottom",
+        "showactive": True,
+        "buttons": [
+            {"label": "95% bands off", "method": "restyle", "args": [{"visible": False}, bands]},
+            {"label": "95% bands on", "method": "restyle", "args": [{"visible": True}, bands]},
+        ],
+    }
+
+
 def loss_compute_figure(section: LawSection, metric: str, at_compute: float | None) -> Any:
     """Runs as points; each architecture's fitted law of compute (chinchilla: the compute-optimal
-    frontier L*(C)) as a line with its 95% bootstrap band, dashed beyond the largest run."""
+    frontier L*(C)) as a line, dashed beyond the largest run. Its 95% bootstrap band is drawn but hidden
+    (a button shows the bands); one legend entry per architecture toggles its points and law."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    columns = section.runs.columns
     palette = colors(section.runs.groups)
+    points = run_points(section, metric)
+    curves = law_curves(section, at_compute)
+    bands: list[int] = []
     for group in section.runs.groups:
-        keep = [i for i, g in enumerate(columns["group"]) if g == group]
+        mine, curve = points[group], curves.get(group)
         fig.add_scatter(
-            x=[columns["compute"][i] for i in keep],
-            y=[columns[metric][i] for i in keep],
-            customdata=[columns["run_id"][i][:8] for i in keep],
+            x=mine.x,
+            y=mine.y,
+            customdata=mine.ids,
             mode="markers",
-            name=f"{group} runs",
+            name=f"{group} runs" if curve is None else group,
             legendgroup=group,
             marker={"color": palette[group], "size": 8},
-            hovertemplate="run %{customdata}<br>%{x:.3s} FLOPs: %{y:.4g}<extra></extra>",
+            hovertemplate="run %{customdata}<br>%{x:.3s} FLOPs: %{y:.4g}<extra>" + group + "</extra>",
         )
-        fit = section.fits.get(group)
-        if fit is None:
+        if curve is None:
             continue
-        lo = min(columns["compute"][i] for i in keep)
-        measured = max(columns["compute"][i] for i in keep)
-        hi = max(measured * EXTRAPOLATE, at_compute or 0.0)
-        grid = np.geomspace(lo, hi, GRID_POINTS)
-        prediction = fit.predict(compute=grid)
-        keep_band = np.isfinite(prediction.lo) & np.isfinite(prediction.hi)
-        fig.add_scatter(
-            x=np.concatenate([grid[keep_band], grid[keep_band][::-1]]),
-            y=np.concatenate([prediction.hi[keep_band], prediction.lo[keep_band][::-1]]),
-            fill="toself",
-            fillcolor=_rgba(palette[group], 0.18),
-            line={"width": 0},
-            hoverinfo="skip",
-            name=f"{group} 95% CI",
-            legendgroup=group,
-            showlegend=False,
-        )
-        inside = grid <= measured * (1 + 1e-9)
-        for part, dash, label in (
-            (inside, "solid", "law"),
-            (~inside | (grid == grid[inside][-1]), "dash", ""),
-        ):
+        bands.append(len(fig.data))
+        fig.add_scatter(**band_trace(curve, _rgba(palette[group], 0.18), f"{group} 95% CI", legendgroup=group,
+                                     visible=False))  # fmt: skip
+        for x, value, dash in line_parts(curve):
             fig.add_scatter(
-                x=grid[part],
-                y=prediction.value[part],
+                x=x,
+                y=value,
                 mode="lines",
-                name=f"{group} {label or 'extrapolated'}",
+                name=f"{group} {'law' if dash == 'solid' else 'extrapolated'}",
                 legendgroup=group,
-                showlegend=bool(label),
+                showlegend=False,
                 line={"color": palette[group], "width": 2.5, "dash": dash},
                 hovertemplate="%{x:.3s} FLOPs: %{y:.4g}<extra>" + group + "</extra>",
             )
     if at_compute:
         fig.add_vline(x=at_compute, line_dash="dot", line_color="gray")
-    return _layout(fig, x_title="training compute (FLOPs, 6ND)", y_title=metric, log_x=True)
+    _layout(fig, x_title="training compute (FLOPs, 6ND)", y_title=metric, log_x=True)
+    if bands:
+        fig.update_layout(updatemenus=[_band_toggle(bands)], margin={"t": 50})
+    # the runs and laws set the range, not the bands (one degenerate band can span decades)
+    fig.update_yaxes(range=y_range(points, curves, log=False), autorange=False)
+    fig.update_layout(legend={"groupclick": "togglegroup"})
+    return fig
+
+
+def law_panels_figure(
+    section: LawSection, metric: str, at_compute: float | None, *, baseline: str, form: str
+) -> Any:
+    """Small multiples: one panel per architecture (the baseline first) over the baseline's law and band,
+    on shared axes; each title names the form and the fit's health."""
+    groups = section.runs.groups
+    titles = {g: panel_title(g, section.fits.get(g), form, baseline=g == baseline) for g in groups}
+    return law_panels(
+        groups,
+        baseline if baseline in section.fits else None,
+        run_points(section, metric),
+        law_curves(section, at_compute),
+        titles=titles,
+        colors=colors(groups),
+        x_title="training compute (FLOPs, 6ND)",
+        y_title=metric,
+    )
 
 
 def isoflop_figure(profiles: list[BudgetProfile], metric: str, labels: Sequence[str]) -> Any:
@@ -162,7 +224,7 @@ def recall_figure(series: list[RecallSeries], metric: str, labels: Sequence[str]
             customdata=np.stack([entry.lr, entry.n_seeds], axis=1),
             mode="lines+markers",
             name=entry.label,
-            line={"color": palette.get(entry.label, PALETTE[-3]), "width": 2},
+            line={"color": palette.get(entry.label, FALLBACK), "width": 2},
             marker={"size": 9},
             error_y={
                 "type": "data",
@@ -200,7 +262,7 @@ def tuning_figure(choices: list[dict[str, Any]], labels: Sequence[str]) -> Any |
         if not candidates:
             continue
         drawn = True
-        color = palette.get(choice.get("arch"), PALETTE[-3])
+        color = palette.get(choice.get("arch"), FALLBACK)
         name = choice_name(choice)
         nth = seen[str(choice.get("arch"))] = seen.get(str(choice.get("arch")), -1) + 1
         fig.add_scatter(

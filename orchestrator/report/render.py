@@ -15,6 +15,7 @@ from typing import Any
 
 from orchestrator.report import figures
 from orchestrator.report.collect import ReportData
+from orchestrator.report.notices import grouped_notices
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1200px;
@@ -150,32 +151,54 @@ def _settings(data: ReportData) -> str:
 
 
 def _missing_notes(missing: dict[str, str], what: str) -> str:
-    return "".join(
-        note(f"no {what}: {reason}" if group == "*" else f"no {what} for {group}: {reason}")
-        for group, reason in sorted(missing.items())
-    )
+    """One note per distinct reason, naming every architecture it applies to (not one note each)."""
+    return "".join(note(text) for text in grouped_notices(missing, what))
 
 
 def _loss_compute(data: ReportData) -> str:
-    section, metric = data.laws, data.settings.metric
+    section, metric, form = data.laws, data.settings.metric, data.settings.form
     out = _heading("loss-compute")
     if not len(section.runs):
-        return out + _missing_notes(section.missing, f"{data.settings.form} law")
+        return out + _missing_notes(section.missing, f"{form} law")
     fig = figures.loss_compute_figure(section, metric, data.settings.at_compute)
     caption = (
         "Points are finished runs; lines are each architecture's fitted law of compute "
-        + (
-            "(the compute-optimal frontier L*(C) of the Chinchilla fit)"
-            if data.settings.form == "chinchilla"
-            else ""
-        )
-        + " with its 95% bootstrap band, dashed beyond the largest run."
+        + ("(the compute-optimal frontier L*(C) of the Chinchilla fit)" if form == "chinchilla" else "")
+        + ", dashed beyond the largest run. The 95% bootstrap bands are hidden: the buttons above the "
+        "chart show them; a legend entry hides or shows one architecture."
     )
     return (
         out
         + figure_html(fig, "fig-loss-compute")
         + f'<p class="muted">{esc(caption)}</p>'
-        + _missing_notes(section.missing, f"{data.settings.form} law")
+        + _missing_notes(section.missing, f"{form} law")
+        + _law_panels(data)
+    )
+
+
+def _law_panels(data: ReportData) -> str:
+    """The same laws as small multiples, each against the baseline's, when there is more than one."""
+    section, baseline = data.laws, data.settings.baseline
+    if len(section.runs.groups) < 2:
+        return ""
+    fig = figures.law_panels_figure(
+        section, data.settings.metric, data.settings.at_compute, baseline=baseline, form=data.settings.form
+    )
+    has_baseline = baseline in section.fits
+    caption = (
+        "One panel per architecture, on shared axes: its runs, its law and its 95% bootstrap band"
+        + (
+            f", over the baseline {baseline}'s law (dark grey) and band (grey): whether the gap to "
+            f"{baseline} grows or shrinks with compute is read off each panel."
+            if has_baseline
+            else f"; the baseline {baseline} has no fit, so the panels have no reference law."
+        )
+        + " Titles give the law form and, where the fit reports it, its health."
+    )
+    return (
+        f'<h3 id="loss-compute-panels">Each architecture against {esc(baseline)}</h3>'
+        + figure_html(fig, "fig-law-panels")
+        + f'<p class="muted">{esc(caption)}</p>'
     )
 
 

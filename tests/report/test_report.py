@@ -130,7 +130,8 @@ def test_report_renders_offline_in_chromium(synth_report, chromium: str) -> None
     _, out, _ = synth_report
     state = render(chromium, out)
     assert state["errors"] == []
-    assert state["expected"] == 3 and state["drawn"] == 3  # loss vs compute, isoFLOP, copy score
+    # loss vs compute, its panels per architecture, isoFLOP, copy score
+    assert state["expected"] == 4 and state["drawn"] == 4
     assert all(url.startswith(("file:", "data:")) for url in state["urls"]), state["urls"]
     assert "hawk vs transformer:" in state["text"]
 
@@ -146,11 +147,12 @@ def test_partial_and_empty_sweeps_say_why(store_url: str, tmp_path: Path) -> Non
     result = invoke("report", "tiny", "--db", url, "--out", str(out), "--n-boot", N_BOOT)
     assert result.exit_code == 0, result.output
     page = out.read_text()
+    # one notice for both architectures (the same reason), naming them
     assert (
-        "no chinchilla law for transformer: form &#x27;chinchilla&#x27; has 5 parameters: needs &gt;= 8 runs; got 2"
-        in page
+        "no chinchilla law for 2 architectures (hawk, transformer): form &#x27;chinchilla&#x27; has 5 "
+        "parameters: needs &gt;= 8 runs; got 2" in page
     )
-    assert "no isoFLOP profile" in page and "no isoFLOP law for hawk" in page
+    assert "no isoFLOP profile" in page and "no isoFLOP law for 2 architectures (hawk, transformer)" in page
     assert "no comparison: the baseline &#x27;transformer&#x27; has no chinchilla fit" in page
     out = tmp_path / "empty.html"
     result = invoke("report", "empty", "--db", url, "--out", str(out), "--metric", "final_val_loss")
