@@ -156,11 +156,11 @@ def law_figure(
             x=rows[x],
             y=rows["value"],
             mode="markers",
-            name=f"{group} runs",
+            name=group,  # one legend entry per architecture: it toggles the runs and the law together
             legendgroup=group,
             marker={"color": color, "size": 8, "line": {"width": 0.5, "color": "white"}},
             customdata=rows["run_id"],
-            hovertemplate="run %{customdata}<br>%{x:.3s}: %{y:.4g}<extra></extra>",
+            hovertemplate="run %{customdata}<br>%{x:.3s}: %{y:.4g}<extra>" + str(group) + "</extra>",
         )
     for group, rows in curves.groupby("group", sort=True):
         color = colors.get(group, FALLBACK)
@@ -176,6 +176,7 @@ def law_figure(
             mode="lines",
             name=f"{group} law",
             legendgroup=group,
+            showlegend=False,
             line={"color": color, "width": 2.5},
         )
         if rows["extrapolated"].any():
