@@ -42,12 +42,14 @@ def health_label(fit: Any) -> str:
 
 
 def panel_title(group: str, fit: Any, form: str, *, baseline: bool = False) -> str:
-    """A small-multiples panel's title: "mamba — chinchilla, healthy" (or "no chinchilla fit")."""
+    """A small-multiples panel's title: "mamba — chinchilla, healthy" (or "no chinchilla fit"). The form
+    is the fit's own, which differs from the requested one when that is "auto" (chosen per architecture)."""
     name = f"{group} (baseline)" if baseline else group
     if fit is None:
-        return f"{name} — no {form} fit"
+        return f"{name} — no fit" if form == "auto" else f"{name} — no {form} fit"
+    fitted = getattr(fit, "form", None) or form
     label = health_label(fit)
-    return f"{name} — {form}, {label}" if label else f"{name} — {form}"
+    return f"{name} — {fitted}, {label}" if label else f"{name} — {fitted}"
 
 
 def by_reason(missing: Mapping[str, str]) -> list[tuple[list[str], str]]:

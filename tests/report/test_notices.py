@@ -23,6 +23,9 @@ def test_health_label_reads_the_object_the_json_or_nothing() -> None:
         == "transformer (baseline) — power_c"
     )
     assert panel_title("mega", None, "chinchilla") == "mega — no chinchilla fit"
+    # with --form auto each architecture's own form is named
+    assert panel_title("gla", SimpleNamespace(form="power_c"), "auto") == "gla — power_c"
+    assert panel_title("gla", None, "auto") == "gla — no fit"
 
 
 def test_shorten_keeps_the_gist_of_a_reason() -> None:
