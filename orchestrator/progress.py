@@ -10,6 +10,12 @@ from orchestrator.units import format_count
 STATUS_STYLE = {"done": "green", "running": "cyan", "pending": "dim", "failed": "red", "diverged": "magenta"}
 
 
+def format_status_counts(counts: dict[str, int]) -> str:
+    """Trial counts for people, e.g. ``8 done, 1 failed`` (known statuses in a fixed order)."""
+    order = [*STATUS_STYLE, *sorted(set(counts) - set(STATUS_STYLE))]
+    return ", ".join(f"{counts[s]} {s}" for s in order if counts.get(s)) or "no trials"
+
+
 def _fmt(value: float | None, spec: str = ".4f") -> str:
     return "" if value is None else format(value, spec)
 
@@ -19,9 +25,7 @@ def progress_table(store: Store, sweep_name: str, *, limit: int = 40) -> Table:
     counts: dict[str, int] = {}
     for trial in trials:
         counts[trial.status] = counts.get(trial.status, 0) + 1
-    title = f"sweep {sweep_name}: " + ", ".join(
-        f"{counts.get(s, 0)} {s}" for s in STATUS_STYLE if counts.get(s)
-    )
+    title = f"sweep {sweep_name}: {format_status_counts(counts)}"
     table = Table(title=title, title_justify="left", expand=False)
     for column in (
         "trial",

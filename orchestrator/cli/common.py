@@ -10,17 +10,39 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 T = TypeVar("T")
+NOT_A_TERMINAL_WIDTH = 400  # columns: more than any of our tables needs
+
+
+class WideWhenNotTerminal(Console):
+    """A rich Console that is as wide as its output needs when it is not writing to a terminal.
+
+    Rich gives a log file, CI or a pipe 80 columns and cuts table cells to ``tran…``; with no screen
+    to fit there is no reason to (tables still take only the width their cells need). An explicit
+    ``COLUMNS`` is honoured, and a terminal keeps its own width.
+    """
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = Console.size.fget(self)  # type: ignore[attr-defined]
+        if self.is_terminal or "COLUMNS" in os.environ:
+            return size
+        return ConsoleDimensions(max(size.width, NOT_A_TERMINAL_WIDTH), size.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
 
 # Progress, tables for humans and logs go to stderr when --json owns stdout.
-err_console = Console(stderr=True)
+err_console = WideWhenNotTerminal(stderr=True)
 
 
 def out_console(json_mode: bool) -> Console:
-    return err_console if json_mode else Console()
+    return err_console if json_mode else WideWhenNotTerminal()
 
 
 class BadInput(Exception):

@@ -54,6 +54,13 @@ AddressOption = Annotated[
 JsonOption = Annotated[
     bool, typer.Option("--json", help="print one JSON document on stdout (progress goes to stderr)")
 ]
+VerboseOption = Annotated[
+    bool,
+    typer.Option(
+        "--verbose",
+        help="show MLflow's, alembic's and Ray's log lines here instead of in the work folder's ceiling.log",
+    ),
+]
 AllowUnmatchedOption = Annotated[
     bool,
     typer.Option(
@@ -151,11 +158,41 @@ def plan(
         ),
     ] = None,
     allow_unmatched: AllowUnmatchedOption = False,
+    power: Annotated[
+        bool | None,
+        typer.Option(
+            "--power/--no-power",
+            help="design power: simulate the planned study and fit it as `ceiling laws` will, to see whether "
+            "each architecture's law will be identified (on by default: a summary; --power adds the tables)",
+        ),
+    ] = None,
+    prior: Annotated[
+        str | None,
+        typer.Option("--prior", help="a stored sweep whose fitted laws (and seed noise) the simulation uses"),
+    ] = None,
+    noise: Annotated[
+        float | None,
+        typer.Option("--noise", help="seed-to-seed sd of log final loss for the simulation, e.g. 0.005"),
+    ] = None,
+    simulations: Annotated[
+        int,
+        typer.Option(
+            "--simulations",
+            min=2,
+            envvar="CEILING_POWER_SIMULATIONS",
+            help="simulated studies per design for the design power (more: steadier shares, slower)",
+        ),
+    ] = 40,
+    workdir: WorkdirOption = None,
+    db: DbOption = None,
 ) -> None:
-    """Dry run: list the trials a sweep would run with params, tokens, FLOPs and estimated time.
+    """Dry run: list the trials a sweep would run with params, tokens, FLOPs and estimated time, and
+    whether the planned design will identify each architecture's scaling law (design power).
 
     Examples:
       ceiling plan examples/quickstart.yaml
+      ceiling plan examples/cpu-ladder.yaml --power              # the full design-power tables
+      ceiling plan sweep.yaml --power --prior cpu-ladder         # simulate from an earlier sweep's laws
       ceiling plan sweep.yaml --cluster clusters/h100x8.yaml   # GPU-hours and make-span before submitting
     """
 
@@ -174,7 +211,12 @@ def plan(
         from orchestrator.planning import flops_saved
 
         context = prepare_sweep(
-            spec, workdir=Path("."), db_url="", tracking_uri=None, console=err_console, write=False,
+            spec,
+            workdir=Path("."),
+            db_url="",
+            tracking_uri=None,
+            console=err_console,
+            write=False,
             check=_matched_guard(allow_unmatched),
         )
         trials = context.trials
@@ -186,6 +228,7 @@ def plan(
             from orchestrator.cluster_cost import arch_factors, estimate_sweep
 
             estimate = estimate_sweep(trials, spec, cluster_spec, *arch_factors())
+        power_document = _design_power(spec, trials, power, prior, noise, simulations, workdir, db)
         if json_out:
             print_json(
                 {
@@ -197,6 +240,7 @@ def plan(
                     "vocab_size": context.data.vocab_size,
                     "matched": [vars(i) for i in matched],
                     "flops_saved": flops_saved(trials),
+                    "design_power": power_document,
                 }
                 | ({"cluster": estimate.to_json()} if estimate else {})
             )
@@ -261,8 +305,30 @@ def plan(
             from orchestrator.cluster_cost import print_estimate
 
             print_estimate(console, estimate)
+        if power_document:
+            from orchestrator.cli.power_format import print_power_full, print_power_summary
+
+            (print_power_full if power else print_power_summary)(console, power_document)
 
     guarded(body)
+
+
+def _design_power(spec, trials, power, prior, noise, simulations, workdir, db):  # type: ignore[no-untyped-def]
+    """The design-power document, or None when switched off (--no-power) or for a recall study."""
+    if power is False or spec.task is not None:
+        return None
+    if noise is not None and not 0 < noise < 1:
+        raise BadInput(f"--noise must be a fraction between 0 and 1 (e.g. 0.005 for 0.5%); got {noise}")
+    from orchestrator.study_power import PowerSettings, analyse
+
+    store = open_store(db, workdir) if prior else None
+    settings = PowerSettings(noise=noise, prior_sweep=prior, n_sim=simulations, suggest=True)
+    try:
+        return analyse(
+            spec, trials, settings, store=store, progress=lambda m: err_console.print(m, style="dim")
+        )
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
 
 
 def _execute(
@@ -276,8 +342,10 @@ def _execute(
     no_mlflow: bool,
     resume: bool,
     max_loss: float | None,
+    verbose: bool,
     allow_unmatched: bool = True,
 ) -> None:
+    from orchestrator.library_logs import LOG_FILE
     from orchestrator.scheduling.runner import prepare_sweep, run_sweep
     from orchestrator.tracking import resolve_tracking_uri
 
@@ -286,11 +354,23 @@ def _execute(
     url = db_url(db, work)
     tracking = None if no_mlflow else resolve_tracking_uri(tracking_uri, work)
     context = prepare_sweep(
-        spec, workdir=work, db_url=url, tracking_uri=tracking, console=err_console,
+        spec,
+        workdir=work,
+        db_url=url,
+        tracking_uri=tracking,
+        console=err_console,
         check=_matched_guard(allow_unmatched),
     )
     work.mkdir(parents=True, exist_ok=True)
-    summary = run_sweep(context, address=address, console=err_console, resume=resume, max_loss=max_loss)
+    library_log = None if verbose else work / LOG_FILE
+    summary = run_sweep(
+        context,
+        address=address,
+        console=err_console,
+        resume=resume,
+        max_loss=max_loss,
+        library_log=library_log,
+    )
     trials = context.store.trials(spec.name)
     from orchestrator.store import redact
 
@@ -303,12 +383,21 @@ def _execute(
     if json_out:
         print_json(summary | {"trials": [_trial_dict(t) for t in trials]})
     else:
+        from orchestrator.progress import format_status_counts
+
         console.print(_results_table(trials, spec.name))
         console.print(
             f"ran {summary.get('ran', 0)} trial(s) ({summary['to_run']} to run, "
-            f"{summary['planned'] - summary['to_run']} already done); status {summary['status']}"
+            f"{summary['planned'] - summary['to_run']} already done); "
+            f"status: {format_status_counts(summary['status'])}",
+            highlight=False,
         )
-        console.print(f"results: store {summary['store']}" + (f", MLflow {summary['mlflow']}" if tracking else ""))
+        console.print(
+            f"results: store {summary['store']}"
+            + (f", MLflow {summary['mlflow']}" if tracking else "")
+            + (f"; library logs {library_log}" if library_log and library_log.exists() else ""),
+            highlight=False,
+        )
         console.print(
             f"next: ceiling runs {spec.name} --csv  |  ceiling laws {spec.name}  |  ceiling dashboard"
         )
@@ -333,6 +422,7 @@ def run(
         float | None, typer.Option("--max-loss", help="stop a trial as diverged if its loss exceeds this")
     ] = None,
     allow_unmatched: AllowUnmatchedOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Run a sweep: plan it, store it, and train every trial not already done, with a live table.
 
@@ -355,6 +445,7 @@ def run(
             no_mlflow=no_mlflow,
             resume=False,
             max_loss=max_loss,
+            verbose=verbose,
             allow_unmatched=allow_unmatched,
         )
 
@@ -370,6 +461,7 @@ def resume(
     json_out: JsonOption = False,
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="do not log to MLflow")] = False,
     max_loss: Annotated[float | None, typer.Option("--max-loss")] = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Finish what is left of a sweep after a crash or Ctrl-C (the spec is read from the store).
 
@@ -395,6 +487,7 @@ def resume(
             no_mlflow=no_mlflow,
             resume=True,
             max_loss=max_loss,
+            verbose=verbose,
         )
 
     guarded(body)
@@ -443,7 +536,7 @@ def status(
     """
 
     def body() -> None:
-        from orchestrator.progress import progress_table
+        from orchestrator.progress import format_status_counts, progress_table
 
         store = open_store(db, workdir)
         names = [sweep] if sweep else [s.name for s in store.sweeps()]
@@ -467,8 +560,7 @@ def status(
                         f"{(trial.error or '').strip().splitlines()[-1:] or ''}"
                     )
             else:
-                counts = store.status_counts(name)
-                console.print(f"{name}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+                console.print(f"{name}: {format_status_counts(store.status_counts(name))}", highlight=False)
 
     guarded(body)
 

@@ -18,6 +18,7 @@ from typing import Any
 from rich.console import Console
 
 from orchestrator.data import PreparedData, prepare_data
+from orchestrator.library_logs import library_logs_to
 from orchestrator.planning import PlannedTrial, plan_trials
 from orchestrator.provenance import code_version, library_versions
 from orchestrator.spec import SweepSpec, spec_to_dict
@@ -129,10 +130,13 @@ def run_sweep(
     console: Console,
     resume: bool = False,
     max_loss: float | None = None,
+    library_log: Path | None = None,
 ) -> dict[str, Any]:
-    """Run every trial of the sweep that is not done yet; returns a summary."""
-    from orchestrator.tracking import SweepTracking
+    """Run every trial of the sweep that is not done yet; returns a summary.
 
+    ``library_log``: a file for MLflow's, alembic's and Ray's log lines while the sweep runs (see
+    ``orchestrator.library_logs``); None leaves them where the libraries put them (stderr).
+    """
     spec, store = context.spec, context.store
     interrupted = store.reset_interrupted(spec.name)
     todo = [t for t in store.trials(spec.name) if t.status in TO_RUN]
@@ -145,7 +149,24 @@ def run_sweep(
     }
     if not todo:
         return summary | {"ran": 0}
+    preload = ("ray", "mlflow") if context.tracking_uri else ("ray",)
+    with library_logs_to(library_log, preload=preload):
+        return summary | _track_and_dispatch(
+            context, todo, address=address, console=console, max_loss=max_loss
+        )
 
+
+def _track_and_dispatch(
+    context: SweepContext,
+    todo: list[Any],
+    *,
+    address: str | None,
+    console: Console,
+    max_loss: float | None,
+) -> dict[str, Any]:
+    from orchestrator.tracking import SweepTracking
+
+    spec, store = context.spec, context.store
     tracking = None
     if context.tracking_uri:
         sweep_row = store.get_sweep(spec.name)
@@ -162,7 +183,7 @@ def run_sweep(
     # Ray's driver prints cluster errors ("(raylet) Raylet is terminated ...", when a node is lost) to
     # whatever sys.stdout is at the time; stdout belongs to `--json`, so they go to stderr meanwhile.
     with contextlib.redirect_stdout(sys.stderr):
-        return summary | _dispatch(context, tracking, todo, address=address, console=console, max_loss=max_loss)
+        return _dispatch(context, tracking, todo, address=address, console=console, max_loss=max_loss)
 
 
 def _dispatch(

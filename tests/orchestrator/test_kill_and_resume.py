@@ -35,12 +35,14 @@ def _ceiling(*args: str, **kwargs) -> list[str]:
 def test_sigkill_then_resume_finishes_every_trial_once(tmp_path: Path):
     spec_path, workdir = _spec(tmp_path), tmp_path / "work"
     env = {**os.environ, "COLUMNS": "120"}
-    process = subprocess.Popen(
-        _ceiling("run", str(spec_path), "--workdir", str(workdir)),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    run_output = tmp_path / "run.out"
+    with run_output.open("w") as output:
+        process = subprocess.Popen(
+            _ceiling("run", str(spec_path), "--workdir", str(workdir)),
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     db = workdir / "ceiling.db"
     deadline = time.time() + 240
     killed_running: set[str] = set()
@@ -78,6 +80,13 @@ def test_sigkill_then_resume_finishes_every_trial_once(tmp_path: Path):
         timeout=600,
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # MLflow's, alembic's and Ray's log lines went to the work folder's log, not the terminal.
+    printed = run_output.read_text() + resumed.stdout + resumed.stderr
+    log = (workdir / "ceiling.log").read_text()
+    for chatter in ("Creating initial MLflow database tables", "alembic"):
+        assert chatter not in printed and chatter in log, chatter
+    assert "Token authentication" not in printed and "INFO mlflow" not in printed
+    assert "status: 4 done" in resumed.stdout  # counts in words, not a dict
 
     after = store.trials("killtest")
     assert len(after) == 4 and all(t.status == "done" for t in after)

@@ -17,17 +17,18 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def smoke_run(ray_runtime, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def smoke_run(ray_runtime, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:
+    """The smoke sweep's work folder, its JSON summary, and everything it printed (stdout and stderr)."""
     workdir = tmp_path_factory.mktemp("smoke")
     result = CliRunner().invoke(
         app, ["run", str(EXAMPLES / "smoke.yaml"), "--workdir", str(workdir), "--json"]
     )
     assert result.exit_code == 0, result.output
-    return workdir, json.loads(result.stdout)
+    return workdir, json.loads(result.stdout), result.output
 
 
 def test_every_trial_is_done_with_accounting_and_metrics(smoke_run):
-    workdir, summary = smoke_run
+    workdir, summary, _ = smoke_run
     assert summary["planned"] == 4 and summary["ran"] == 4 and summary["status"] == {"done": 4}
     store = Store.open(f"sqlite:///{workdir / 'ceiling.db'}")
     trials = store.trials("smoke")
@@ -48,7 +49,7 @@ def test_every_trial_is_done_with_accounting_and_metrics(smoke_run):
 
 
 def test_eval_rows_cover_every_interval(smoke_run):
-    workdir, _ = smoke_run
+    workdir, _, _ = smoke_run
     store = Store.open(f"sqlite:///{workdir / 'ceiling.db'}")
     for trial in store.trials("smoke"):
         rows = store.evals([trial.id], "val_loss")
@@ -63,7 +64,7 @@ def test_eval_rows_cover_every_interval(smoke_run):
 def test_mlflow_has_a_parent_run_and_one_child_per_trial(smoke_run):
     from mlflow.tracking import MlflowClient
 
-    workdir, summary = smoke_run
+    workdir, summary, _ = smoke_run
     client = MlflowClient(summary["mlflow"])
     experiment = client.get_experiment_by_name("ceiling/smoke")
     runs = client.search_runs([experiment.experiment_id])
@@ -82,7 +83,7 @@ def test_mlflow_has_a_parent_run_and_one_child_per_trial(smoke_run):
 
 
 def test_submitting_again_runs_nothing(smoke_run):
-    workdir, _ = smoke_run
+    workdir, _, _ = smoke_run
     result = CliRunner().invoke(
         app, ["run", str(EXAMPLES / "smoke.yaml"), "--workdir", str(workdir), "--json"]
     )
@@ -94,7 +95,7 @@ def test_submitting_again_runs_nothing(smoke_run):
 
 
 def test_runs_and_status_commands_read_the_store(smoke_run):
-    workdir, _ = smoke_run
+    workdir, _, _ = smoke_run
     runner = CliRunner()
     csv_result = runner.invoke(app, ["runs", "smoke", "--workdir", str(workdir), "--csv"])
     assert csv_result.exit_code == 0
@@ -104,3 +105,11 @@ def test_runs_and_status_commands_read_the_store(smoke_run):
     assert json.loads(status.stdout) == {"sweeps": [{"name": "smoke", "status": {"done": 4}}]}
     missing = runner.invoke(app, ["status", "nope", "--workdir", str(workdir)])
     assert missing.exit_code == 2 and "smoke" in missing.output
+
+
+def test_library_log_lines_go_to_the_work_folder_not_the_terminal(smoke_run):
+    workdir, _, output = smoke_run
+    log = (workdir / "ceiling.log").read_text()
+    for chatter in ("Creating initial MLflow database tables", "alembic"):
+        assert chatter not in output
+        assert chatter in log
