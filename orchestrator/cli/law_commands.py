@@ -320,7 +320,7 @@ def compare(
 
     def body() -> None:
         import laws
-        from orchestrator.store.law_inputs import fit_cached
+        from orchestrator.store.law_inputs import comparable_fits
 
         target = _count(at, "--at")
         store = open_store(db, workdir)
@@ -333,27 +333,11 @@ def compare(
         if not others:
             raise BadInput(f"only {baseline!r} has runs; a comparison needs a second architecture")
 
-        def fit_of(group: str, law_form: str) -> laws.FitResult:
-            return fit_cached(
-                store,
-                runs.only(group),
-                metric=metric,
-                form=law_form,
-                sweep=sweep,
-                group=group,
-                n_boot=n_boot,
-                seed=seed,
-            )
-
-        def pair(group: str) -> list[laws.FitResult]:
-            # Both sides need one form: under auto, the richest that neither side's runs leave degenerate.
-            if form == laws.AUTO:
-                return laws.choose_forms(lambda f: [fit_of(group, f), fit_of(baseline, f)])
-            return [fit_of(group, form), fit_of(baseline, form)]
-
         results = {}
         for g in others:
-            fit_x, fit_base = pair(g)
+            fit_x, fit_base = comparable_fits(
+                store, runs, g, baseline, form=form, sweep=sweep, n_boot=n_boot, seed=seed
+            )
             results[g] = laws.compare_fits(fit_x, fit_base, at_compute=target, name_x=g, name_base=baseline)
         if json_out:
             print_json(

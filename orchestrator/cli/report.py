@@ -37,9 +37,11 @@ def report(
     form: Annotated[
         str,
         typer.Option(
-            "--form", help="the law of compute to fit and compare: chinchilla | power_c | power_c_noE"
+            "--form",
+            help="the law of compute to fit and compare: auto (the richest form the runs identify) | "
+            "chinchilla | power_c | power_c_noE",
         ),
-    ] = "chinchilla",
+    ] = "auto",
     baseline: Annotated[
         str, typer.Option("--baseline", help="the reference architecture (label) for the verdicts")
     ] = "transformer",
@@ -92,9 +94,10 @@ def report(
 
 
 def _form(value: str) -> str:
-    if value not in FRONTIER_FORMS:
+    if value != "auto" and value not in FRONTIER_FORMS:
         raise BadInput(
-            f"--form: the report compares laws of compute; use one of {', '.join(FRONTIER_FORMS)} (got {value!r})"
+            f"--form: the report compares laws of compute; use auto or one of {', '.join(FRONTIER_FORMS)} "
+            f"(got {value!r})"
         )
     return value
 

@@ -16,7 +16,7 @@ from typing import Any
 from laws.isoflop_profiles import BudgetProfile, isoflop_profiles
 from orchestrator.report.recall_points import RecallSeries, recall_series
 from orchestrator.store import Store
-from orchestrator.store.law_inputs import METRICS, LawRuns, fit_cached, law_runs
+from orchestrator.store.law_inputs import METRICS, LawRuns, comparable_fits, fit_cached, law_runs
 
 FRONTIER_FORMS = ("chinchilla", "power_c", "power_c_noE")  # the forms `laws.compare_fits` accepts
 ERROR_LINES = 3  # of a failed trial's traceback, the last lines say what went wrong
@@ -25,7 +25,7 @@ ERROR_LINES = 3  # of a failed trial's traceback, the last lines say what went w
 @dataclass(frozen=True)
 class ReportSettings:
     metric: str = "val_loss"
-    form: str = "chinchilla"
+    form: str = "auto"  # the richest form the runs identify, per architecture (laws.AUTO_ORDER)
     baseline: str = "transformer"
     at_compute: float | None = None
     n_boot: int = 1000
@@ -116,8 +116,9 @@ def _laws(
         progress(f"fitting {settings.form} for {group} ({runs.columns['group'].count(group)} runs)")
         try:
             # The same call as `ceiling laws / compare`: same cache key, same numbers.
+            # The backtest (leave-largest-size/budget-out) is part of each fit's health in the report.
             section.fits[group] = fit_cached(
-                store, runs.only(group), form=settings.form, group=group, **common
+                store, runs.only(group), form=settings.form, group=group, backtest=True, **common
             )
         except Exception as exc:  # one bad fit must not lose the whole report
             section.missing[group] = _why(exc)
@@ -129,11 +130,13 @@ def _laws(
             section.isoflop_missing[group] = _why(exc)
     higher = METRICS[settings.metric][0]
     section.profiles.extend(isoflop_profiles(runs.columns, settings.metric, higher_is_better=higher))
-    _compare(section, settings, progress)
+    _compare(store, sweep, section, settings, progress)
     return section
 
 
-def _compare(section: LawSection, settings: ReportSettings, progress: Callable[[str], None]) -> None:
+def _compare(
+    store: Store, sweep: str, section: LawSection, settings: ReportSettings, progress: Callable[[str], None]
+) -> None:
     """``laws.compare_fits`` per architecture against the baseline, exactly as ``ceiling compare`` calls it."""
     import laws
 
@@ -146,7 +149,7 @@ def _compare(section: LawSection, settings: ReportSettings, progress: Callable[[
         return
     if baseline is None:
         section.comparison_missing["*"] = (
-            f"the baseline {settings.baseline!r} has no {settings.form} fit: "
+            f"the baseline {settings.baseline!r} has no fit (form {settings.form}): "
             f"{section.missing.get(settings.baseline, 'unknown reason')}"
         )
         return
@@ -158,12 +161,16 @@ def _compare(section: LawSection, settings: ReportSettings, progress: Callable[[
     for group in others:
         fit = section.fits.get(group)
         if fit is None:
-            section.comparison_missing[group] = f"no {settings.form} fit: {section.missing.get(group)}"
+            section.comparison_missing[group] = f"no fit (form {settings.form}): {section.missing.get(group)}"
             continue
         progress(f"comparing {group} with {settings.baseline}")
         try:
+            fit_x, fit_base = comparable_fits(
+                store, section.runs, group, settings.baseline, form=settings.form, sweep=sweep,
+                n_boot=settings.n_boot, seed=settings.seed,
+            )  # fmt: skip
             section.comparisons[group] = laws.compare_fits(
-                fit, baseline, at_compute=settings.at_compute, name_x=group, name_base=settings.baseline
+                fit_x, fit_base, at_compute=settings.at_compute, name_x=group, name_base=settings.baseline
             )
         except Exception as exc:  # as for fits: say why in the report
             section.comparison_missing[group] = _why(exc)

@@ -33,6 +33,7 @@ SECTIONS = (
     ("loss-compute", "Loss against compute"),
     ("isoflop", "IsoFLOP profiles"),
     ("parameters", "Fitted parameters"),
+    ("health", "Fit health and backtests"),
     ("comparison", "Comparison with the baseline"),
     ("recall", "Recall"),
     ("tuning", "Tuning"),
@@ -104,6 +105,7 @@ def render_html(data: ReportData) -> str:
         _loss_compute(data),
         _isoflop(data),
         _parameters(data),
+        _health(data),
         _comparison(data),
         _recall(data),
         _tuning(data),
@@ -150,6 +152,12 @@ def _settings(data: ReportData) -> str:
     )
 
 
+def _law_words(form: str) -> str:
+    """How a notice names the law: "chinchilla law", or "law (form auto)" when each architecture's
+    form was chosen from its runs."""
+    return "law (form auto)" if form == "auto" else f"{form} law"
+
+
 def _missing_notes(missing: dict[str, str], what: str) -> str:
     """One note per distinct reason, naming every architecture it applies to (not one note each)."""
     return "".join(note(text) for text in grouped_notices(missing, what))
@@ -159,7 +167,7 @@ def _loss_compute(data: ReportData) -> str:
     section, metric, form = data.laws, data.settings.metric, data.settings.form
     out = _heading("loss-compute")
     if not len(section.runs):
-        return out + _missing_notes(section.missing, f"{form} law")
+        return out + _missing_notes(section.missing, _law_words(form))
     fig = figures.loss_compute_figure(section, metric, data.settings.at_compute)
     caption = (
         "Points are finished runs; lines are each architecture's fitted law of compute "
@@ -171,7 +179,7 @@ def _loss_compute(data: ReportData) -> str:
         out
         + figure_html(fig, "fig-loss-compute")
         + f'<p class="muted">{esc(caption)}</p>'
-        + _missing_notes(section.missing, f"{form} law")
+        + _missing_notes(section.missing, _law_words(form))
         + _law_panels(data)
     )
 
@@ -248,9 +256,64 @@ def _parameters(data: ReportData) -> str:
         )
     return (
         out
-        + _missing_notes(section.missing, f"{data.settings.form} law")
+        + _missing_notes(section.missing, _law_words(data.settings.form))
         + _missing_notes(section.isoflop_missing, "isoFLOP law")
     )
+
+
+def _backtest_cells(result: dict[str, Any] | None) -> list[Any]:
+    if not result:
+        return ["not computed", ""]
+    if "abs_rel_error_mean" not in result:
+        return [result.get("error", "not computed"), ""]
+    inside = result.get("inside_band")
+    return [
+        Markup(f"{result['abs_rel_error_mean']:.2%} (max {result['abs_rel_error_max']:.2%})"),
+        "" if inside is None else f"{inside} of {result['n_test_runs']}",
+    ]
+
+
+def _health(data: ReportData) -> str:
+    """Each law's health (healthy / weak / degenerate and why), how its form was chosen, and whether it
+    extrapolates: fitted without the largest size (budget), the held-out runs against its 95% band."""
+    rows = []
+    for group, fit in sorted(data.laws.fits.items()):
+        document = fit.to_json()
+        health = document.get("health") or {"status": "unknown", "reasons": []}
+        backtest = health.get("backtest") or {}
+        choice = (document.get("fit") or {}).get("form_choice")
+        form = document["form"]
+        if choice:
+            passed_over = "; ".join(
+                f"{t['form']}: {t['reason']}" for t in choice["tried"] if t["form"] != form
+            )
+            form += f" (auto: {choice['why']}{'; ' + passed_over if passed_over else ''})"
+        rows.append(
+            [
+                group,
+                form,
+                health["status"],
+                "; ".join(health["reasons"]) or "-",
+                *_backtest_cells(backtest.get("largest_size")),
+                *_backtest_cells(backtest.get("largest_budget")),
+            ]
+        )
+    out = _heading("health")
+    if rows:
+        out += table(
+            ("architecture", "form", "health", "reasons", "largest size held out: error", "inside 95% band",
+             "largest budget held out: error", "inside 95% band"),
+            rows,
+        )  # fmt: skip
+        out += (
+            '<p class="muted">healthy: every exponent identified (95% CI within 10x, away from zero), '
+            "the floor E and each term identified, residual scale under 2%, backtest error under 5%; "
+            "weak: identified but with a warning for extrapolation; degenerate: the runs do not identify "
+            "the law, and its numbers are not estimates (compare states no trend from it). Backtest: the "
+            "law refitted without the runs at the largest size (and, separately, the largest budget) "
+            "predicts them.</p>"
+        )
+    return out
 
 
 def _comparison(data: ReportData) -> str:

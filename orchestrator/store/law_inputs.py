@@ -193,3 +193,32 @@ def fit_cached(
         result=result.to_json(include_bootstrap=True),
     )
     return result
+
+
+def comparable_fits(
+    store: Store,
+    runs: LawRuns,
+    group: str,
+    baseline: str,
+    *,
+    form: str,
+    sweep: str | None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> tuple[Any, Any]:
+    """(fit of group, fit of baseline) in one form, as ``laws.compare_fits`` needs. Under form "auto",
+    the richest form that neither side's runs leave degenerate (each fit cached as ``ceiling laws``
+    caches it). Shared by ``ceiling compare``, the report and the dashboard's ceiling test."""
+    import laws
+
+    def fit_of(name: str, law_form: str):
+        return fit_cached(
+            store, runs.only(name), metric=runs.metric, form=law_form, sweep=sweep, group=name,
+            n_boot=n_boot, seed=seed,
+        )  # fmt: skip
+
+    if form == laws.AUTO:
+        fit_x, fit_base = laws.choose_forms(lambda f: [fit_of(group, f), fit_of(baseline, f)])
+    else:
+        fit_x, fit_base = fit_of(group, form), fit_of(baseline, form)
+    return fit_x, fit_base
