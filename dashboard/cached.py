@@ -53,9 +53,14 @@ def recall_rows(url: str, token: str, sweep: str | None) -> pd.DataFrame:
     show_spinner="Fitting scaling laws with a bootstrap (cached once done)...", max_entries=ENTRIES
 )
 def law_fits(
-    url: str, token: str, sweep: str | None, metric: str, form: str, n_boot: int
+    url: str, token: str, sweep: str | None, metric: str, form: str, n_boot: int, backtest: bool = False
 ) -> laws_view.LawFits:
-    return laws_view.fit_laws(store(url), sweep, metric, form, n_boot)
+    return laws_view.fit_laws(store(url), sweep, metric, form, n_boot, backtest)
+
+
+@st.cache_data(show_spinner="Fitting both laws of each comparison (cached once done)...", max_entries=ENTRIES)
+def fit_pairs(url: str, token: str, sweep: str | None, metric: str, form: str, n_boot: int, baseline: str):
+    return laws_view.fit_pairs(store(url), sweep, metric, form, n_boot, baseline)
 
 
 def change_token(url: str) -> context.ChangeToken:

@@ -11,6 +11,7 @@ from dashboard import laws_view, ui
 from orchestrator.report import notices
 
 FORMS = (  # law forms offered on the Scaling laws page
+    "auto",
     "chinchilla",
     "power_c",
     "power_c_noE",
@@ -18,17 +19,16 @@ FORMS = (  # law forms offered on the Scaling laws page
     "power_d",
 )
 FORM_HELP = (
-    "chinchilla: L(N, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. approach 3), drawn along its "
+    "auto: per architecture, the richest form its runs identify (chinchilla, else power_c, else "
+    "power_c_noE), as `ceiling laws`; chinchilla: L(N, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. approach 3), drawn along its "
     "compute-optimal frontier; power_c: L(C) = E + (C0/C)^gamma; power_n / power_d: laws of size / tokens"
 )
 BOOTS = (100, 200, 1000)
-CHINCHILLA_MIN_RUNS = 8
 
 
 def default_form(trials: pd.DataFrame) -> str:
-    """chinchilla when every architecture has enough finished runs for its five parameters, else power_c."""
-    done = trials[trials["status"] == "done"].groupby("label").size()
-    return "chinchilla" if len(done) and done.min() >= CHINCHILLA_MIN_RUNS else "power_c"
+    """auto, as `ceiling laws`, `compare` and the report: each fit says which form it chose and why."""
+    return "auto"
 
 
 def default_target(trials: pd.DataFrame) -> float:

@@ -16,7 +16,7 @@ import pandas as pd
 import laws
 from laws.isoflop_profiles import MAX_BUDGETS, isoflop_profile_set
 from orchestrator.store import Store
-from orchestrator.store.law_inputs import METRICS, fit_cached, law_runs
+from orchestrator.store.law_inputs import METRICS, comparable_fits, fit_cached, law_runs
 
 METRIC_LABELS = {
     "val_loss": "val loss (nats/token)",
@@ -27,13 +27,14 @@ METRIC_LABELS = {
 }
 # law form -> the run column it is a law of (chinchilla's frontier L*(C) is a law of compute)
 FORM_X = {
+    "auto": "compute",  # auto chooses among chinchilla (drawn on its frontier), power_c, power_c_noE
     "chinchilla": "compute",
     "power_c": "compute",
     "power_c_noE": "compute",
     "power_n": "params",
     "power_d": "tokens",
 }
-FRONTIER_FORMS = ("chinchilla", "power_c", "power_c_noE")  # what `laws.compare_fits` accepts
+FRONTIER_FORMS = ("auto", "chinchilla", "power_c", "power_c_noE")  # what the ceiling test offers
 DEFAULT_BASELINE = "transformer"  # the architecture the others are compared with, unless one is chosen
 X_LABELS = {
     "compute": "training compute (FLOPs, 6ND)",
@@ -58,8 +59,11 @@ def higher_is_better(metric: str) -> bool:
     return METRICS.get(metric, (False, None))[0]
 
 
-def fit_laws(store: Store, sweep: str | None, metric: str, form: str, n_boot: int) -> LawFits:
-    """One fit per architecture; a group whose runs cannot support the form gets the reason instead."""
+def fit_laws(
+    store: Store, sweep: str | None, metric: str, form: str, n_boot: int, backtest: bool = False
+) -> LawFits:
+    """One fit per architecture; a group whose runs cannot support the form gets the reason instead.
+    backtest=True adds each fit's leave-largest-size/budget-out backtest to its health (as the report)."""
     runs = law_runs(store, sweep, metric=metric)
     frame = pd.DataFrame(runs.columns).rename(columns={metric: "value"})
     excluded = pd.DataFrame(runs.excluded, columns=["trial", "label", "status", "reason"])
@@ -69,8 +73,9 @@ def fit_laws(store: Store, sweep: str | None, metric: str, form: str, n_boot: in
         try:
             # Same arguments as `ceiling laws`, hence the same cache key and the same numbers.
             fits[group] = fit_cached(
-                store, runs.only(group), metric=metric, form=form, sweep=sweep, group=group, n_boot=n_boot
-            )
+                store, runs.only(group), metric=metric, form=form, sweep=sweep, group=group, n_boot=n_boot,
+                backtest=backtest,
+            )  # fmt: skip
         except (laws.LawInputError, laws.FitDidNotConverge) as exc:
             errors[group] = str(exc)
     return LawFits(metric, form, frame, excluded, fits, errors)
@@ -199,18 +204,36 @@ class Ceiling:
     errors: dict[str, str]
 
 
-def compare_to_baseline(fits: LawFits, baseline: str, target: float | None) -> Ceiling:
+def fit_pairs(
+    store: Store, sweep: str | None, metric: str, form: str, n_boot: int, baseline: str
+) -> dict[str, tuple[laws.FitResult, laws.FitResult] | str]:
+    """Per architecture, (its fit, the baseline's fit) in one form, as ``ceiling compare`` pairs them
+    (under auto: the richest form neither side leaves degenerate); a string says why there is none."""
+    runs = law_runs(store, sweep, metric=metric)
+    out: dict[str, tuple[laws.FitResult, laws.FitResult] | str] = {}
+    for group in runs.groups:
+        if group == baseline:
+            continue
+        try:
+            out[group] = comparable_fits(store, runs, group, baseline, form=form, sweep=sweep, n_boot=n_boot)
+        except (laws.LawInputError, laws.FitDidNotConverge) as exc:
+            out[group] = str(exc)
+    return out
+
+
+def compare_to_baseline(
+    pairs: dict[str, tuple[laws.FitResult, laws.FitResult] | str], baseline: str, target: float | None
+) -> Ceiling:
     """``laws.compare_fits`` per architecture, exactly as ``ceiling compare`` calls it."""
     gaps: list[pd.DataFrame] = []
     rows: list[dict[str, Any]] = []
     errors: dict[str, str] = {}
-    for group, fit in fits.fits.items():
-        if group == baseline:
+    for group, pair in pairs.items():
+        if isinstance(pair, str):
+            errors[group] = pair
             continue
         try:
-            result = laws.compare_fits(
-                fit, fits.fits[baseline], at_compute=target, name_x=group, name_base=baseline
-            )
+            result = laws.compare_fits(*pair, at_compute=target, name_x=group, name_base=baseline)
         except laws.LawInputError as exc:
             errors[group] = str(exc)
             continue
@@ -230,6 +253,9 @@ def compare_to_baseline(fits: LawFits, baseline: str, target: float | None) -> C
         row: dict[str, Any] = {
             "architecture": group,
             "baseline": baseline,
+            "form": result.form,
+            "health": pair[0].status,
+            "baseline_health": pair[1].status,
             "crossover_compute": crossover["compute"],
             "crossover_ci95_lo": crossover["ci95"][0] if crossover["ci95"] else None,
             "crossover_ci95_hi": crossover["ci95"][1] if crossover["ci95"] else None,

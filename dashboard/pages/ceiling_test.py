@@ -17,6 +17,9 @@ from dashboard.law_controls import controls, explain_exclusions
 def verdicts(summary: pd.DataFrame) -> None:
     for row in summary.itertuples(index=False):
         st.markdown(f"#### {row.architecture} vs {row.baseline}")
+        st.caption(
+            f"law {row.form}; health: {row.architecture} {row.health}, {row.baseline} {row.baseline_health}"
+        )
         st.markdown(
             f"**At the largest measured compute** ({row.largest_measured_compute:.2g} FLOPs): "
             f"{row.largest_measured_verdict}"
@@ -55,7 +58,8 @@ def render_body(ctx: Context) -> None:
             'Add one to the sweep\'s `architectures:` (`python -c "import models; print(models.available())"`).'
         )
         return
-    result = laws_view.compare_to_baseline(fits, baseline, target)
+    pairs = cached.fit_pairs(ctx.url, ctx.token.results, ctx.sweep, metric, form, n_boot, baseline)
+    result = laws_view.compare_to_baseline(pairs, baseline, target)
     for group, message in sorted(result.errors.items()):
         st.warning(f"**{group}** vs {baseline}: {message}")
     if result.summary.empty:

@@ -9,7 +9,7 @@ import streamlit as st
 from dashboard import cached, charts, laws_view, ui
 from dashboard.context import Context
 from dashboard.law_controls import FORMS, controls, explain_exclusions
-from orchestrator.report import notices
+from orchestrator.report import health_table, notices
 
 
 def law_section(fits: laws_view.LawFits, target: float | None, palette: dict[str, str]) -> None:
@@ -102,7 +102,7 @@ def frontier_section(
 ) -> None:
     st.subheader("Compute-optimal frontier")
     source = fits
-    if fits.form != "chinchilla":
+    if fits.form != "chinchilla" and not all(f.form == "chinchilla" for f in fits.fits.values()):
         # only chinchilla and isoFLOP fits say how to split compute between size and tokens
         source = cached.law_fits(ctx.url, ctx.token.results, ctx.sweep, fits.metric, "isoflop", n_boot)
     isoflop = laws_view.isoflop_profiles(fits.runs, higher=laws_view.higher_is_better(fits.metric))
@@ -148,13 +148,23 @@ def frontier_section(
     st.dataframe(optima, hide_index=True)
 
 
+def health_section(fits: laws_view.LawFits) -> None:
+    """Each law's health and backtest, in the report's words (orchestrator.report.health_table)."""
+    if not fits.fits:
+        return
+    st.subheader("Fit health and backtests")
+    frame = pd.DataFrame(health_table.health_rows(fits.fits), columns=list(health_table.COLUMNS))
+    st.dataframe(frame, hide_index=True)
+    st.caption(health_table.EXPLANATION)
+
+
 def render_body(ctx: Context) -> None:
     trials = cached.trial_table(ctx.url, ctx.token.trials, ctx.sweep)
     if (trials["status"] == "done").sum() == 0:
         st.info(f"{ctx.scope} has no finished trials yet: laws are fitted to finished runs only.")
         return
     metric, form, target, n_boot = controls(trials, "laws", FORMS)
-    fits = cached.law_fits(ctx.url, ctx.token.results, ctx.sweep, metric, form, n_boot)
+    fits = cached.law_fits(ctx.url, ctx.token.results, ctx.sweep, metric, form, n_boot, True)
     if fits.runs.empty:
         st.info(f"No finished trial of {ctx.scope} recorded `{metric}`. Choose another metric.")
         explain_exclusions(fits)
@@ -163,6 +173,7 @@ def render_body(ctx: Context) -> None:
     explain_exclusions(fits)
     law_section(fits, target, palette)
     frontier_section(ctx, fits, target, n_boot, palette)
+    health_section(fits)
     st.subheader("Fitted parameters (95% bootstrap CIs)")
     table = laws_view.params_table(fits.fits)
     if table.empty:

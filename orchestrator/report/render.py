@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from orchestrator.report import figures
+from orchestrator.report import figures, health_table
 from orchestrator.report.collect import ReportData
 from orchestrator.report.notices import grouped_notices
 
@@ -261,58 +261,14 @@ def _parameters(data: ReportData) -> str:
     )
 
 
-def _backtest_cells(result: dict[str, Any] | None) -> list[Any]:
-    if not result:
-        return ["not computed", ""]
-    if "abs_rel_error_mean" not in result:
-        return [result.get("error", "not computed"), ""]
-    inside = result.get("inside_band")
-    return [
-        Markup(f"{result['abs_rel_error_mean']:.2%} (max {result['abs_rel_error_max']:.2%})"),
-        "" if inside is None else f"{inside} of {result['n_test_runs']}",
-    ]
-
-
 def _health(data: ReportData) -> str:
     """Each law's health (healthy / weak / degenerate and why), how its form was chosen, and whether it
     extrapolates: fitted without the largest size (budget), the held-out runs against its 95% band."""
-    rows = []
-    for group, fit in sorted(data.laws.fits.items()):
-        document = fit.to_json()
-        health = document.get("health") or {"status": "unknown", "reasons": []}
-        backtest = health.get("backtest") or {}
-        choice = (document.get("fit") or {}).get("form_choice")
-        form = document["form"]
-        if choice:
-            passed_over = "; ".join(
-                f"{t['form']}: {t['reason']}" for t in choice["tried"] if t["form"] != form
-            )
-            form += f" (auto: {choice['why']}{'; ' + passed_over if passed_over else ''})"
-        rows.append(
-            [
-                group,
-                form,
-                health["status"],
-                "; ".join(health["reasons"]) or "-",
-                *_backtest_cells(backtest.get("largest_size")),
-                *_backtest_cells(backtest.get("largest_budget")),
-            ]
-        )
+    rows = health_table.health_rows(data.laws.fits)
     out = _heading("health")
     if rows:
-        out += table(
-            ("architecture", "form", "health", "reasons", "largest size held out: error", "inside 95% band",
-             "largest budget held out: error", "inside 95% band"),
-            rows,
-        )  # fmt: skip
-        out += (
-            '<p class="muted">healthy: every exponent identified (95% CI within 10x, away from zero), '
-            "the floor E and each term identified, residual scale under 2%, backtest error under 5%; "
-            "weak: identified but with a warning for extrapolation; degenerate: the runs do not identify "
-            "the law, and its numbers are not estimates (compare states no trend from it). Backtest: the "
-            "law refitted without the runs at the largest size (and, separately, the largest budget) "
-            "predicts them.</p>"
-        )
+        out += table([c.strip() for c in health_table.COLUMNS], rows)
+        out += f'<p class="muted">{esc(health_table.EXPLANATION)}</p>'
     return out
 
 

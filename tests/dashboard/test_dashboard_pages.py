@@ -106,7 +106,14 @@ def test_curves_filters_and_metric_change_the_chart(dash_store, monkeypatch):
 
 def test_laws_page_metric_form_and_target(dash_store, monkeypatch):
     at = open_page(dash_store, "scaling-laws", monkeypatch, sweep="(all sweeps)")
-    assert at.selectbox(key="laws-form").value == "chinchilla"  # 8+ runs per architecture
+    assert at.selectbox(key="laws-form").value == "auto"  # as `ceiling laws`
+    health = next(d.value for d in at.dataframe if "health" in d.value.columns)
+    assert set(health["architecture"]) == {"hawk", "transformer"}
+    assert set(health["health"]) <= {"healthy", "weak", "degenerate"}
+    assert health["form"].str.contains("auto: ").all()  # each fit says how its form was chosen
+    assert "largest size held out: error" in health.columns  # the backtest column
+    at.selectbox(key="laws-form").set_value("chinchilla").run()  # 8+ runs per architecture
+    assert_clean(at)
     params = at.dataframe[-1].value
     assert set(params["architecture"]) == {"hawk", "transformer"}
     assert {"E", "A", "alpha", "B", "beta"} <= set(params["parameter"])
@@ -164,7 +171,10 @@ def test_one_architecture_gets_a_message_not_an_error(dash_store, monkeypatch):
     at = open_page(dash_store, "ceiling-test", monkeypatch, sweep="smoke")
     assert "needs a second architecture" in text(at)
     at = open_page(dash_store, "scaling-laws", monkeypatch, sweep="smoke")
-    assert at.selectbox(key="laws-form").value == "power_c"  # 4 runs: too few for chinchilla
+    assert at.selectbox(key="laws-form").value == "auto"
+    health = next(d.value for d in at.dataframe if "health" in d.value.columns)
+    # 4 runs: too few for chinchilla, which the form choice says
+    assert "chinchilla: form 'chinchilla' has 5 parameters: needs >= 8 runs; got 4" in health["form"].iloc[0]
     assert "No compute budget has runs of 3 or more sizes" in text(at)
 
 
@@ -215,7 +225,10 @@ def test_half_finished_sweep(partial_store, monkeypatch):
         assert charts(at), (page, text(at))
     at = open_page(partial_store, "scaling-laws", monkeypatch, sweep="dash-ladder")
     assert "2 trials left out of the fits (1 diverged, 1 failed)" in text(at)
-    assert at.selectbox(key="laws-form").value == "power_c"  # hawk has 4 finished runs left
+    assert at.selectbox(key="laws-form").value == "auto"
+    health = next(d.value for d in at.dataframe if "health" in d.value.columns)
+    hawk = health.loc[health["architecture"] == "hawk", "form"].iloc[0]
+    assert "got 4" in hawk  # hawk has 4 finished runs left: too few for chinchilla, said in the form choice
     at = open_page(partial_store, "ceiling-test", monkeypatch, sweep="dash-ladder")
     assert text(at)  # a comparison, or a message saying why there is none; never an exception
 
