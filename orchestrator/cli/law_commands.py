@@ -354,7 +354,9 @@ def compare(
         for g, result in results.items():
             fits = {g: result.fits["x"].to_json(), baseline: result.fits["baseline"].to_json()}
             health = ", ".join(f"{name} {health_label(f)}" for name, f in fits.items())
-            console.print(f"[{result.form}; {health}] {result.verdict}", highlight=False, soft_wrap=True)
+            console.print(
+                f"[{result.form}; {health}] {result.verdict}", highlight=False, soft_wrap=True, markup=False
+            )
             for name, fit_json in fits.items():
                 if health_label(fit_json) != "healthy":
                     console.print(f"  {name}:", highlight=False)

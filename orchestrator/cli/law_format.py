@@ -44,7 +44,7 @@ def print_fit(console: Console, fit_json: dict[str, Any], title: str) -> None:
     console.print(params_table(fit_json, title))
     choice = (fit_json.get("fit") or {}).get("form_choice")
     if choice:
-        console.print(f"  form auto -> {choice['chosen']}: {choice['why']}", highlight=False)
+        console.print(f"  form auto -> {choice['chosen']}: {choice['why']}", highlight=False, markup=False)
     print_health(console, fit_json)
 
 
@@ -52,9 +52,9 @@ def print_health(console: Console, fit_json: dict[str, Any], indent: str = "  ")
     health = health_of(fit_json)
     status = health["status"]
     style = HEALTH_STYLE.get(status, "")
-    console.print(f"{indent}health: {status}", style=style, highlight=False)
+    console.print(f"{indent}health: {status}", style=style, highlight=False, markup=False)
     for reason in health.get("reasons", []):
-        console.print(f"{indent}  - {reason}", style=style, highlight=False, soft_wrap=True)
+        console.print(f"{indent}  - {reason}", style=style, highlight=False, soft_wrap=True, markup=False)
     if status == "degenerate":
         console.print(
             f"{indent}  numbers from this fit are not estimates: add the sizes/budgets the reasons name",

@@ -185,3 +185,76 @@ def test_compare_finds_the_better_architecture(tmp_path: Path):
     assert "gla" in text
     missing = _run("compare", "synthetic", "--baseline", "mamba", "--db", f"sqlite:///{tmp_path / 'c.db'}")
     assert missing.exit_code == 2 and "gla" in missing.output
+
+
+def _two_budget_store(path: Path) -> Store:
+    """The old quickstart's design: 4 sizes x 2 budgets per architecture, Chinchilla cannot separate
+    its data term (beta is not identified)."""
+    store = Store.open(f"sqlite:///{path}")
+    store.upsert_sweep("two", {"name": "two"}, workdir=None, code_version="test")
+    rng = np.random.default_rng(3)
+    rows = []
+    for label, params in {"transformer": TRUE, "gla": {**TRUE, "E": 1.7}}.items():
+        for n in (25e3, 50e3, 100e3, 200e3):
+            for d in (1e6, 2e6):
+                loss = chinchilla(n, d, params) * np.exp(rng.normal(0, 0.002))
+                rows.append((f"{label}-{n:g}-{d:g}", label, n, d, loss))
+    store.add_trials(
+        "two",
+        [
+            make_trial(
+                tid, arch=label, label=label, params_non_embedding=int(n), tokens=int(d), flops_6nd=6 * n * d
+            )
+            for tid, label, n, d, _ in rows
+        ],
+    )
+    for tid, _, _, _, loss in rows:
+        store.finish(tid, store.claim(tid), final_val_loss=loss)
+    return store
+
+
+def test_every_human_answer_carries_its_fit_health(tmp_path: Path):
+    _two_budget_store(tmp_path / "two.db")
+    db = ("--db", f"sqlite:///{tmp_path / 'two.db'}", "--n-boot", "60")
+    explicit = _run("laws", "two", "--form", "chinchilla", *db)
+    assert explicit.exit_code == 0, explicit.output
+    text = " ".join(explicit.output.split())
+    assert "health: degenerate" in text and "only 2 distinct token budgets" in text
+    assert "numbers from this fit are not estimates" in text
+    document = json.loads(_run("laws", "two", "--form", "chinchilla", "--json", *db).stdout)
+    assert document["fits"]["gla"]["health"]["status"] == "degenerate"  # --json keeps numbers + health
+
+    auto = _run("laws", "two", *db)  # --form auto: chinchilla is passed over, and the output says why
+    text = " ".join(auto.output.split())
+    assert "form auto -> power_c" in text and "chinchilla degenerate" in text
+
+    predicted = _run(
+        "predict", "--arch", "gla", "--params", "1M", "--tokens", "20M", "--form", "chinchilla", *db
+    )
+    assert predicted.exit_code == 0, predicted.output
+    lines = predicted.output.splitlines()
+    assert lines[0].startswith("gla: val_loss at 1e+06 params, 2e+07 tokens: ") and "(95% CI " in lines[0]
+    assert "{" not in predicted.output  # a line for people, not a Python dict
+    assert "NOT AN ESTIMATE: the chinchilla fit is degenerate" in " ".join(predicted.output.split())
+
+    compared = _run("compare", "two", "--baseline", "transformer", "--form", "chinchilla", *db)
+    assert compared.exit_code == 0, compared.output
+    text = " ".join(compared.output.split())
+    assert text.startswith("[chinchilla; gla degenerate, transformer degenerate]")
+    assert "no trend or crossover stated" in text and "is not an estimate" in text
+    as_json = json.loads(_run("compare", "two", "--form", "chinchilla", "--json", *db).stdout)
+    assert as_json["comparisons"]["gla"]["verdicts"]["largest_measured"]["kind"] == "not_estimated"
+
+
+def test_laws_backtest_prints_held_out_errors(tmp_path: Path):
+    _store_with_runs(tmp_path / "c.db", {"transformer": TRUE})
+    args = ("laws", "synthetic", "--db", f"sqlite:///{tmp_path / 'c.db'}", "--n-boot", "40", "--backtest")
+    result = _run(*args)
+    assert result.exit_code == 0, result.output
+    assert "backtest: fit without the largest size (budget), predict it" in result.output
+    document = json.loads(_run(*args, "--json").stdout)
+    backtest = document["fits"]["transformer"]["health"]["backtest"]
+    size = backtest["largest_size"]
+    assert size["n_test_runs"] == 5 and size["abs_rel_error_mean"] < 0.02
+    assert 0 <= size["inside_band"] <= 5
+    assert backtest["largest_budget"]["held_out_by"] == "tokens"
