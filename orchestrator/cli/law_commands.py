@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator.cli.common import BadInput, guarded, open_store, out_console, print_json
+from orchestrator.cli.common import BadInput, err_console, guarded, open_store, out_console, print_json
 from orchestrator.cli.law_format import (
     backtest_table,
     health_label,
@@ -55,9 +55,12 @@ def _scalars(value: Any) -> Any:
 
 def fit(
     csv_file: Annotated[
-        Path, typer.Argument(help="CSV with columns params,tokens,loss[,compute,group,run_id]")
+        Path,
+        typer.Argument(
+            help="CSV with columns params,tokens,loss[,compute,group,run_id], or a `ceiling runs --csv` export"
+        ),
     ],
-    form: FormOption = "chinchilla",
+    form: FormOption = "auto",
     n_boot: BootOption = 1000,
     seed: SeedOption = 0,
     json_out: JsonOption = False,
@@ -66,15 +69,19 @@ def fit(
     Each fit is printed with its health (healthy / weak / degenerate, and why).
 
     Examples:
-      ceiling fit runs.csv                      # Chinchilla approach 3, L(N, D) = E + A/N^alpha + B/D^beta
-      ceiling fit runs.csv --form auto          # the richest form the runs identify
+      ceiling fit runs.csv                      # --form auto: the richest form the runs identify
+      ceiling fit runs.csv --form chinchilla    # Chinchilla approach 3, L(N, D) = E + A/N^alpha + B/D^beta
       ceiling fit runs.csv --form power_c --json
+      ceiling runs quickstart --csv > runs.csv && ceiling fit runs.csv --form auto   # law points only
     """
 
     def body() -> None:
         import laws
+        from orchestrator.cli.law_csv import read_law_csv
 
-        runs = laws.read_runs_csv(csv_file)
+        runs, notes = read_law_csv(csv_file)
+        for line in notes:
+            err_console.print(line, style="dim", highlight=False, markup=False)
         by_group = runs.by_group()
 
         def fit_one(table: laws.Runs) -> laws.FitResult:

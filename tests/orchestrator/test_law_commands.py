@@ -258,3 +258,21 @@ def test_laws_backtest_prints_held_out_errors(tmp_path: Path):
     assert size["n_test_runs"] == 5 and size["abs_rel_error_mean"] < 0.02
     assert 0 <= size["inside_band"] <= 5
     assert backtest["largest_budget"]["held_out_by"] == "tokens"
+
+
+def test_fit_reads_a_ceiling_runs_export_keeping_law_points_only(tmp_path: Path):
+    """`ceiling runs SWEEP --csv > runs.csv; ceiling fit runs.csv` works as the README prints it."""
+    store = _store_with_runs(tmp_path / "c.db", {"transformer": TRUE})
+    store.add_trials("synthetic", [make_trial("trunk-1", label="transformer", role="trunk")])
+    store.finish("trunk-1", store.claim("trunk-1"), final_val_loss=9.0)
+    exported = _run("runs", "synthetic", "--db", f"sqlite:///{tmp_path / 'c.db'}", "--csv")
+    assert exported.exit_code == 0, exported.output
+    path = tmp_path / "runs.csv"
+    path.write_text(exported.stdout)
+    result = _run("fit", str(path), "--n-boot", "40", "--json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["n_runs"] == 35 and "trunk-1" not in document["runs"]  # a WSD trunk is not a law point
+    assert document["form"] == "chinchilla" and document["fit"]["form_choice"]["chosen"] == "chinchilla"
+    assert document["params"]["alpha"] == pytest.approx(TRUE["alpha"], abs=0.03)
+    assert "left out 1 rows that are not law points" in result.output
