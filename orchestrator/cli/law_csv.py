@@ -24,6 +24,7 @@ ALIASES = {
     "final_val_bpb": "val_bpb",
 }
 LAW_ROLES = ("main", "branch")
+DIRECT = ("run_id", "group", "params", "tokens", "compute", "loss", "val_bpb", "seed")
 
 
 def is_export(header: list[str]) -> bool:
@@ -51,14 +52,12 @@ def read_law_csv(path: Path) -> tuple[Any, list[str]]:
     if not kept:
         raise laws.LawInputError(f"{path}: no finished law points (done trials of role main or branch)")
     columns: dict[str, list[Any]] = {}
+    for name in DIRECT:  # a law-points file already uses the law CSV's names
+        if name in header:
+            columns[name] = [row[name] for row in kept]
     for source, target in ALIASES.items():
         if source in header and target not in columns:
             columns[target] = [row[source] for row in kept]
-    for name in ("tokens", "seed"):
-        if name in header:
-            columns[name] = [row[name] for row in kept]
-    if "loss" not in columns and "loss" in header:
-        columns["loss"] = [row["loss"] for row in kept]
     parsed = {k: v if k in ("run_id", "group") else _floats(path, k, v) for k, v in columns.items()}
     notes = [f"{path}: read as a ceiling export ({len(kept)} law points)"]
     if dropped:

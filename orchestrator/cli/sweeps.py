@@ -574,10 +574,19 @@ def runs(
     evals: Annotated[
         bool, typer.Option("--evals", help="include every eval row (curves), not just final records")
     ] = False,
+    law_points: Annotated[
+        bool,
+        typer.Option(
+            "--law-points",
+            help="with --csv: one row per law point (done main/branch trials): architecture, params, tokens, "
+            "compute, loss, val_bpb, seed, role, run_id; `ceiling fit` reads it as it is",
+        ),
+    ] = False,
 ) -> None:
     """Trials with their accounting and final metrics, as a table, JSON or CSV.
 
     Examples: ceiling runs quickstart --csv > runs.csv  |  ceiling runs quickstart --json --evals
+              ceiling runs cpu-ladder --csv --law-points > cpu-ladder-runs.csv
     """
 
     def body() -> None:
@@ -588,6 +597,13 @@ def runs(
                 f"{', '.join(s.name for s in store.sweeps()) or 'none yet'}"
             )
         trials = store.trials(sweep)
+        if law_points:
+            from orchestrator.law_points import law_point_rows, write_csv
+
+            if not csv_out:
+                raise BadInput("--law-points goes with --csv (it writes the law-points CSV)")
+            write_csv(law_point_rows(trials), sys.stdout)
+            return
         rows = [_trial_dict(t) for t in trials]
         if evals:
             by_trial: dict[str, list] = {}

@@ -276,3 +276,21 @@ def test_fit_reads_a_ceiling_runs_export_keeping_law_points_only(tmp_path: Path)
     assert document["form"] == "chinchilla" and document["fit"]["form_choice"]["chosen"] == "chinchilla"
     assert document["params"]["alpha"] == pytest.approx(TRUE["alpha"], abs=0.03)
     assert "left out 1 rows that are not law points" in result.output
+
+
+def test_law_points_csv_refits_as_it_is(tmp_path: Path):
+    store = _store_with_runs(tmp_path / "c.db", {"transformer": TRUE})
+    store.add_trials("synthetic", [make_trial("tune-1", label="transformer", role="tuning")])
+    store.finish("tune-1", store.claim("tune-1"), final_val_loss=9.0)
+    db = ("--db", f"sqlite:///{tmp_path / 'c.db'}")
+    exported = _run("runs", "synthetic", *db, "--csv", "--law-points")
+    assert exported.exit_code == 0, exported.output
+    lines = exported.stdout.splitlines()
+    assert lines[0] == "architecture,params,tokens,compute,loss,val_bpb,seed,role,run_id"
+    assert len(lines) == 1 + 35 and "tune-1" not in exported.stdout
+    path = tmp_path / "points.csv"
+    path.write_text(exported.stdout)
+    fitted = json.loads(_run("fit", str(path), "--n-boot", "40", "--json").stdout)
+    from_store = json.loads(_run("laws", "synthetic", *db, "--n-boot", "40", "--json").stdout)
+    assert fitted["params"] == pytest.approx(from_store["fits"]["transformer"]["params"], rel=1e-6)
+    assert _run("runs", "synthetic", *db, "--law-points").exit_code == 2  # needs --csv
