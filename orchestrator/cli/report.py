@@ -60,6 +60,7 @@ def report(
 
     Examples:
       ceiling report quickstart --out quickstart.html
+      ceiling report quickstart --out summary.md      # the same numbers as a Markdown summary, no figures
       ceiling report ladder --out ladder.html --baseline transformer --at 1e21 --metric val_bpb
     """
 
@@ -88,7 +89,8 @@ def report(
         finally:
             store.close()
         size_mb = target.stat().st_size / 2**20
-        err_console.print(f"wrote {target} ({size_mb:.1f} MB, opens offline)")
+        what = "Markdown summary" if target.suffix.lower() == ".md" else "opens offline"
+        err_console.print(f"wrote {target} ({size_mb:.1f} MB, {what})")
 
     guarded(body)
 

@@ -285,8 +285,29 @@ def test_smoke_sweep_end_to_end(smoke_run, chromium: str, tmp_path: Path) -> Non
     # compute is shown, marked degenerate, and there is nothing to compare it with.
     assert "chinchilla: form &#x27;chinchilla&#x27; has 5 parameters: needs &gt;= 8 runs; got 4" in page
     assert "<td>degenerate</td>" in page
-    assert "no comparison: only &#x27;transformer&#x27; has runs; a comparison needs a second architecture" in page
+    assert (
+        "no comparison: only &#x27;transformer&#x27; has runs; a comparison needs a second architecture"
+        in page
+    )
     for trial in trials:
         assert trial.id[:8] in page  # every run is a point of the loss-compute figure
     state = render(chromium, out)
     assert state["errors"] == [] and state["drawn"] == state["expected"] >= 1
+
+
+def test_markdown_summary_has_the_reports_numbers(synth_store, tmp_path: Path) -> None:
+    url, _ = synth_store
+    out = tmp_path / "summary.md"
+    result = invoke("report", "synth", "--db", url, "--out", str(out), "--n-boot", N_BOOT)
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert text.startswith("# synth: summary")
+    for heading in ("## Laws", "## Health and backtests", "## Comparison with transformer"):
+        assert heading in text
+    laws_json = json.loads(invoke("laws", "synth", "--db", url, "--n-boot", N_BOOT, "--json").stdout)
+    for group, fit in laws_json["fits"].items():
+        assert f"| {group} | {fit['form']} | {fit['health']['status']} |" in text
+    verdict = json.loads(invoke("compare", "synth", "--db", url, "--n-boot", N_BOOT, "--json").stdout)[
+        "comparisons"
+    ]["hawk"]["verdict"]
+    assert f"- {verdict}" in text  # the verdict sentence exactly as `ceiling compare` prints it
