@@ -1,12 +1,19 @@
-"""Shared building blocks: RMSNorm, rotary position embeddings (RoPE), the SwiGLU MLP.
+"""Shared building blocks: RMSNorm, rotary position embeddings (RoPE), the SwiGLU and GeGLU MLPs, the
+depthwise causal convolution.
 
-Every architecture in ``models/`` reuses these, so a difference measured between two architectures
-comes from their token mixers, not from a different norm or MLP.
+Every architecture in ``models/`` takes these from here (never from a sibling mixer), so a difference
+measured between two architectures comes from their token mixers, not from a different norm or MLP.
+Parameter names and init order are part of the checkpoint format: ``tests/models/test_models_golden.py``
+pins them for every architecture.
 
-Shape suffixes: B batch, T time (sequence), D model width, H heads, K head dim, F MLP hidden.
+Shape suffixes: B batch, T time (sequence), D model width, H heads, K head dim (conv width for the
+conv), F MLP hidden, R conv channels.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -79,6 +86,12 @@ def swiglu_width_range(d_model: int, *, upper: int) -> range:
     return range(step * max(1, round(2 * d_model / step)), upper * d_model + 1, step)
 
 
+def swiglu_trim_range(config: Any) -> range:
+    """The MLP widths sizing may trim to, [2d, 4d] on the SwiGLU multiple: the Transformer's range, also
+    used by the architectures whose gated MLP has its three matrices (GeGLU, Mega's FFN)."""
+    return swiglu_width_range(config.d_model, upper=4)
+
+
 def swiglu_hidden(d_model: int, multiple_of: int | None = None) -> int:
     """Hidden width of a SwiGLU MLP: 8/3 * d_model rounded to a multiple.
 
@@ -106,3 +119,60 @@ class SwiGLU(nn.Module):
     def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
         h_BTF = F.silu(self.gate_proj(x_BTD)) * self.up_proj(x_BTD)
         return self.down_proj(h_BTF)
+
+
+# ---------------------------------------------------------------------------------------------------
+# GeGLU MLP (Shazeer 2020; Griffin's MLP block): SwiGLU's shape with a tanh-approximated GeLU gate.
+# ---------------------------------------------------------------------------------------------------
+
+
+class GeGLU(nn.Module):
+    """Gated GeLU MLP: ``down(gelu(gate(x)) * up(x))``, no biases; ``down`` is a residual output."""
+
+    def __init__(self, d_model: int, hidden: int) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(d_model, hidden, bias=False)
+        self.up_proj = nn.Linear(d_model, hidden, bias=False)
+        self.down_proj = nn.Linear(hidden, d_model, bias=False)
+        self.down_proj.is_residual_output = True
+
+    def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.gelu(self.gate_proj(x_BTD), approximate="tanh") * self.up_proj(x_BTD))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Short depthwise causal convolution (Hawk/Griffin before the RG-LRU, Mamba before the scan).
+# ---------------------------------------------------------------------------------------------------
+
+
+class CausalConv1d(nn.Module):
+    """Depthwise causal convolution over time: ``y_t = bias + sum_k w_k * x_{t-K+1+k}``.
+
+    Initialised as recurrentgemma's ``Conv1D``; a mixer that follows another init overrides
+    ``init_extra_parameters`` (Mamba: PyTorch's ``Conv1d`` default)."""
+
+    def __init__(self, width: int, kernel: int) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.weight = nn.Parameter(torch.empty(width, 1, kernel))
+        self.bias = nn.Parameter(torch.empty(width))
+        self.init_extra_parameters()
+
+    @torch.no_grad()
+    def init_extra_parameters(self) -> None:
+        nn.init.normal_(self.weight, 0.0, math.sqrt(0.01 / self.kernel))  # recurrentgemma's Conv1D init
+        nn.init.zeros_(self.bias)
+
+    def forward(self, x_BTR: torch.Tensor) -> torch.Tensor:
+        T = x_BTR.shape[1]
+        y_BRT = F.conv1d(
+            x_BTR.transpose(1, 2), self.weight.to(x_BTR.dtype), self.bias.to(x_BTR.dtype),
+            padding=self.kernel - 1, groups=x_BTR.shape[-1],
+        )  # fmt: skip
+        return y_BRT[..., :T].transpose(1, 2)
+
+    def step(self, x_BR: torch.Tensor, history_BKR: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One token; ``history_BKR`` holds the previous ``K - 1`` inputs, oldest first."""
+        window_BKR = torch.cat([history_BKR, x_BR[:, None].to(history_BKR.dtype)], dim=1)
+        y_BR = torch.einsum("bkr,rk->br", window_BKR, self.weight[:, 0].to(window_BKR.dtype)) + self.bias
+        return y_BR.to(x_BR.dtype), window_BKR[:, 1:]

@@ -28,14 +28,10 @@ from torch import nn
 
 from kernels import dispatch
 from kernels.delta import gated_delta_rule_step
-from models.blocks import SwiGLU, swiglu_hidden, swiglu_width_range
+from models.blocks import SwiGLU, swiglu_hidden, swiglu_trim_range
 from models.lm import LanguageModel, ModelConfig, ResidualBlock
 from models.registry import Architecture
-from models.sizing import (
-    DEFAULT_DEPTHS,
-    search_then_trim,
-    width_grid,
-)
+from models.sizing import size_by_search
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,7 +137,9 @@ class GatedDeltaNet(nn.Module):
         qkv_BXT = F.pad(qkv_BTX.transpose(1, 2), (c.conv_size - 1, 0))
         qkv_BTX = F.conv1d(qkv_BXT, self.conv_weight.to(qkv_BXT.dtype), groups=c.conv_channels)[..., :T]
         q, k, v, g, beta = self._heads(qkv_BTX.transpose(1, 2), a_BTH, b_BTH)
-        o_BTHV, _ = dispatch.get("chunk_gated_delta_rule", q.device)(q, k, v, g, beta, chunk_size=c.chunk_size)
+        o_BTHV, _ = dispatch.get("chunk_gated_delta_rule", q.device)(
+            q, k, v, g, beta, chunk_size=c.chunk_size
+        )
         return self._output(o_BTHV.to(x_BTD.dtype), gate_BTX)
 
     def _split(self, proj_xP: torch.Tensor):
@@ -225,19 +223,11 @@ def _derive(n_layers: int, d_model: int, vocab_size: int, fixed: Mapping[str, An
 def size_gated_deltanet(target: int, *, vocab_size: int, overrides: Mapping[str, Any]) -> GatedDeltaNetConfig:
     """``search_shape`` over (n_layers, d_model) with ``_derive``'s rule; below ~1M, where the width grid
     is coarse, the SwiGLU width moves within [2d, 4d] to land within 5% (as for the Transformer)."""
-    fixed = dict(overrides)
-    depths = [fixed.pop("n_layers")] if "n_layers" in fixed else list(DEFAULT_DEPTHS)
-    widths = [fixed.pop("d_model")] if "d_model" in fixed else width_grid()
 
-    return search_then_trim(
-        target,
-        lambda n_layers, d_model: _derive(n_layers, d_model, vocab_size, fixed),
-        depths=depths,
-        widths=widths,
-        trim_field="ffn_hidden",
-        trim_values=lambda config: swiglu_width_range(config.d_model, upper=4),
-        fixed=fixed,
-    )
+    def derive(n_layers: int, d_model: int, fixed: dict[str, Any]) -> GatedDeltaNetConfig:
+        return _derive(n_layers, d_model, vocab_size, fixed)
+
+    return size_by_search(target, overrides, derive, trim_field="ffn_hidden", trim_values=swiglu_trim_range)
 
 
 ARCHITECTURE = Architecture(

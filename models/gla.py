@@ -11,14 +11,13 @@ Per head (key dim ``K = d/2 / H``, value dim ``V = d / H``; state ``S`` is ``[K,
 Blocks are pre-norm ``x + GLA(norm(x))``, ``x + SwiGLU(norm(x))`` (the paper's Llama-style stack, SwiGLU
 8/3 d). Training runs ``kernels.gla.chunk_gla`` (per-channel decays), decoding the one-token recurrence.
 
-This file also holds ``size_by_search``, the sizing helper shared by the gated-linear-attention family
-(``retnet.py``, ``rwkv6.py``, ``mamba2.py``). Shape suffixes: B batch, T time, D d_model, H heads, K key
-head dim, V value head dim, R gate rank, F MLP hidden.
+Shape suffixes: B batch, T time, D d_model, H heads, K key head dim, V value head dim, R gate rank,
+F MLP hidden.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,22 +27,10 @@ from torch import nn
 
 from kernels import dispatch
 from kernels.gla import chunk_gla_flops_per_token, gla_step
-from models.blocks import SwiGLU, swiglu_hidden, swiglu_width_range
-from models.lm import LanguageModel, ModelConfig, ResidualBlock
+from models.blocks import SwiGLU, swiglu_hidden, swiglu_trim_range
+from models.lm import LanguageModel, ModelConfig, ResidualBlock, check_positive_ints
 from models.registry import Architecture
-from models.sizing import (
-    ASPECT_RATIO,
-    DEFAULT_DEPTHS,
-    search_then_trim,
-    width_grid,
-)
-
-
-def check_positive_ints(config: Any, names: Iterable[str]) -> None:
-    for name in names:
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{type(config).__name__}.{name} must be a positive int, got {value!r}")
+from models.sizing import size_by_search
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,53 +148,6 @@ def build_gla(config: GLAConfig) -> LanguageModel:
 
 
 # -- sizing ---------------------------------------------------------------------------------------------
-
-
-def size_by_search(
-    target: int,
-    overrides: Mapping[str, Any],
-    derive: Callable[[int, int, dict[str, Any]], Any],
-    *,
-    trim_field: str | None = None,
-    trim_values: Callable[[Any], Iterable[int]] | None = None,
-    aspect_ratio: float = ASPECT_RATIO,
-) -> Any:
-    """``sizing.search_shape`` over (n_layers, d_model) with ``derive(n_layers, d_model, fixed)`` (fixed
-    ``n_layers`` / ``d_model`` overrides restrict the search; the other overrides are held). If a
-    ``trim_field`` is given (the MLP width) and not fixed, the search runs at 20% and, when the pick is
-    more than 5% off (small models, coarse width grid), moves that field to the closest of
-    ``trim_values(config)``, as the Transformer does."""
-    fixed = dict(overrides)
-    depths = [fixed.pop("n_layers")] if "n_layers" in fixed else list(DEFAULT_DEPTHS)
-    widths = [fixed.pop("d_model")] if "d_model" in fixed else width_grid()
-    errors: list[str] = []
-
-    def is_valid(width: int) -> bool:
-        try:
-            derive(depths[0], width, fixed)
-        except (ValueError, TypeError, ZeroDivisionError) as error:
-            errors.append(str(error))
-            return False
-        return True
-
-    valid_widths = [w for w in widths if is_valid(w)]
-    if not valid_widths:
-        raise ValueError(f"no shape satisfies overrides {dict(overrides)}: {errors[-1] if errors else ''}")
-    return search_then_trim(
-        target,
-        lambda n_layers, d_model: derive(n_layers, d_model, fixed),
-        depths=depths,
-        widths=valid_widths,
-        trim_field=trim_field,
-        trim_values=trim_values,
-        fixed=fixed,
-        aspect_ratio=aspect_ratio,
-    )
-
-
-def swiglu_trim_range(config: Any) -> range:
-    """SwiGLU widths in [2d, 4d] on the Transformer's rounding multiple."""
-    return swiglu_width_range(config.d_model, upper=4)
 
 
 def default_gla_heads(d_model: int) -> int:

@@ -30,17 +30,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from kernels.local_attention import sliding_window_attention
-from models.blocks import apply_rope, rope_cos_sin
-from models.hawk import (
-    GeGLU,
-    GriffinResidualBlock,
-    HawkConfig,
-    RecurrentBlock,
-    recurrent_shape,
-    search_config,
-)
+from models.blocks import GeGLU, apply_rope, rope_cos_sin, swiglu_trim_range
+from models.hawk import GriffinResidualBlock, HawkConfig, RecurrentBlock, recurrent_shape
 from models.lm import LanguageModel
 from models.registry import Architecture
+from models.sizing import size_by_search
 
 PAPER_WINDOW = 1024
 ATTENTION_PERIOD = 3  # layers 2, 5, 8, ... (0-based) are local attention: two recurrent blocks per attention
@@ -183,7 +177,14 @@ def size_griffin(target: int, *, vocab_size: int, overrides: Mapping[str, Any]) 
         values.setdefault("window", max(1, min(PAPER_WINDOW, seq_len // 2)))
         return GriffinConfig(vocab_size=vocab_size, n_layers=n_layers, d_model=d_model, **values)
 
-    return search_config(target, overrides, derive, min_layers=ATTENTION_PERIOD)
+    return size_by_search(
+        target,
+        overrides,
+        derive,
+        trim_field="ffn_hidden",
+        trim_values=swiglu_trim_range,
+        min_layers=ATTENTION_PERIOD,
+    )
 
 
 ARCHITECTURE = Architecture(

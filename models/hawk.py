@@ -17,7 +17,8 @@ The recurrent block (the temporal mixer): two branches of width ``R = lru_width`
     u = RG-LRU(conv1d_4(W_x x))                       short causal depthwise conv (width 4), then RG-LRU
     out = W_out (u * y)
 
-and the MLP is GeGLU with ``ffn_hidden = 3 d_model`` (``W_down(gelu(W_gate x) * W_up x)``).
+and the MLP is GeGLU with ``ffn_hidden = 3 d_model`` (``W_down(gelu(W_gate x) * W_up x)``). The conv and
+the GeGLU are shared layers (``models/blocks.py``).
 Griffin (``models/griffin.py``) reuses all of this and interleaves local attention.
 
 Shape suffixes: B batch, T time, D d_model, R lru_width, F MLP hidden, K conv width.
@@ -25,8 +26,7 @@ Shape suffixes: B batch, T time, D d_model, R lru_width, F MLP hidden, K conv wi
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,15 +36,10 @@ from torch import nn
 
 from kernels import dispatch
 from kernels.linear_scan import linear_scan_step
-from models.blocks import swiglu_width_range
+from models.blocks import CausalConv1d, GeGLU, swiglu_trim_range
 from models.lm import LanguageModel, ModelConfig, ResidualBlock
 from models.registry import Architecture
-from models.sizing import (
-    DEFAULT_DEPTHS,
-    default_head_dim,
-    search_then_trim,
-    width_grid,
-)
+from models.sizing import default_head_dim, size_by_search
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,42 +135,14 @@ class RGLRU(nn.Module):
 
     def forward(self, x_BTR: torch.Tensor) -> torch.Tensor:
         log_a_BTR, b_BTR = self.coefficients(x_BTR)
-        h_BTR, _ = dispatch.get("linear_scan", b_BTR.device)(log_a_BTR, b_BTR, chunk_size=self.config.scan_chunk_size)
+        h_BTR, _ = dispatch.get("linear_scan", b_BTR.device)(
+            log_a_BTR, b_BTR, chunk_size=self.config.scan_chunk_size
+        )
         return h_BTR
 
     def step(self, x_BR: torch.Tensor, h_BR: torch.Tensor) -> torch.Tensor:
         log_a_BR, b_BR = self.coefficients(x_BR)
         return linear_scan_step(log_a_BR, b_BR, h_BR)
-
-
-class CausalConv1d(nn.Module):
-    """Depthwise causal convolution over time: ``y_t = bias + sum_k w_k * x_{t-K+1+k}``."""
-
-    def __init__(self, width: int, kernel: int) -> None:
-        super().__init__()
-        self.kernel = kernel
-        self.weight = nn.Parameter(torch.empty(width, 1, kernel))
-        self.bias = nn.Parameter(torch.empty(width))
-        self.init_extra_parameters()
-
-    @torch.no_grad()
-    def init_extra_parameters(self) -> None:
-        nn.init.normal_(self.weight, 0.0, math.sqrt(0.01 / self.kernel))  # recurrentgemma's Conv1D init
-        nn.init.zeros_(self.bias)
-
-    def forward(self, x_BTR: torch.Tensor) -> torch.Tensor:
-        T = x_BTR.shape[1]
-        y_BRT = F.conv1d(
-            x_BTR.transpose(1, 2), self.weight.to(x_BTR.dtype), self.bias.to(x_BTR.dtype),
-            padding=self.kernel - 1, groups=x_BTR.shape[-1],
-        )  # fmt: skip
-        return y_BRT[..., :T].transpose(1, 2)
-
-    def step(self, x_BR: torch.Tensor, history_BKR: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One token; ``history_BKR`` holds the previous ``K - 1`` inputs, oldest first."""
-        window_BKR = torch.cat([history_BKR, x_BR[:, None].to(history_BKR.dtype)], dim=1)
-        y_BR = torch.einsum("bkr,rk->br", window_BKR, self.weight[:, 0].to(window_BKR.dtype)) + self.bias
-        return y_BR.to(x_BR.dtype), window_BKR[:, 1:]
 
 
 class RecurrentBlock(nn.Module):
@@ -219,20 +186,6 @@ class RecurrentBlock(nn.Module):
         return 2 * self.config.conv_width * self.config.lru_width + 2 * self.config.lru_width
 
 
-class GeGLU(nn.Module):
-    """Gated GeLU MLP (Shazeer 2020; Griffin's MLP block): ``down(gelu(gate(x)) * up(x))``."""
-
-    def __init__(self, d_model: int, hidden: int) -> None:
-        super().__init__()
-        self.gate_proj = nn.Linear(d_model, hidden, bias=False)
-        self.up_proj = nn.Linear(d_model, hidden, bias=False)
-        self.down_proj = nn.Linear(hidden, d_model, bias=False)
-        self.down_proj.is_residual_output = True
-
-    def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.gelu(self.gate_proj(x_BTD), approximate="tanh") * self.up_proj(x_BTD))
-
-
 class GriffinResidualBlock(ResidualBlock):
     """``ResidualBlock`` that also counts the block-diagonal gate matrices as matmul weights."""
 
@@ -265,52 +218,13 @@ def recurrent_shape(d_model: int, fixed: Mapping[str, Any]) -> dict[str, int]:
     return {"n_heads": n_heads, "lru_width": lru_width, "ffn_hidden": fixed.get("ffn_hidden", 3 * d_model)}
 
 
-def search_config(
-    target: int,
-    overrides: Mapping[str, Any],
-    derive: Callable[[int, int, dict[str, Any]], Any],
-    *,
-    trim_field: str = "ffn_hidden",
-    min_layers: int = 2,
-) -> Any:
-    """``sizing.search_shape`` over (n_layers, d_model) with ``derive(n_layers, d_model, fixed)``, then,
-    like the Transformer, a trim of the MLP width within [2d, 4d] when the pick is > 5% off (small
-    models, coarse width grid). Fixed ``n_layers`` / ``d_model`` overrides restrict the search."""
-    fixed = dict(overrides)
-    depths = (
-        [fixed.pop("n_layers")] if "n_layers" in fixed else [d for d in DEFAULT_DEPTHS if d >= min_layers]
-    )
-    widths = [fixed.pop("d_model")] if "d_model" in fixed else width_grid()
-    errors: list[str] = []
-
-    def is_valid(width: int) -> bool:
-        try:
-            derive(depths[0], width, fixed)
-        except (ValueError, TypeError, ZeroDivisionError) as error:
-            errors.append(str(error))
-            return False
-        return True
-
-    valid_widths = [w for w in widths if is_valid(w)]
-    if not valid_widths:
-        raise ValueError(f"no shape satisfies overrides {dict(overrides)}: {errors[-1] if errors else ''}")
-    return search_then_trim(
-        target,
-        lambda n_layers, d_model: derive(n_layers, d_model, fixed),
-        depths=depths,
-        widths=valid_widths,
-        trim_field=trim_field,
-        trim_values=lambda config: swiglu_width_range(config.d_model, upper=4),
-        fixed=fixed,
-    )
-
-
 def size_hawk(target: int, *, vocab_size: int, overrides: Mapping[str, Any]) -> HawkConfig:
     def derive(n_layers: int, d_model: int, fixed: dict[str, Any]) -> HawkConfig:
         values = {**fixed, **recurrent_shape(d_model, fixed)}
         return HawkConfig(vocab_size=vocab_size, n_layers=n_layers, d_model=d_model, **values)
 
-    return search_config(target, overrides, derive)
+    # Below ~1M the GeGLU width moves within [2d, 4d] to land within 5%, as the Transformer's MLP does.
+    return size_by_search(target, overrides, derive, trim_field="ffn_hidden", trim_values=swiglu_trim_range)
 
 
 ARCHITECTURE = Architecture(

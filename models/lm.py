@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -32,6 +33,15 @@ from torch import nn
 from models.blocks import RMSNorm
 
 ParamKind = Literal["total", "embedding", "non_embedding"]
+
+
+def check_positive_ints(config: Any, names: Iterable[str]) -> None:
+    """Raise a ``ValueError`` naming the first of the fields ``names`` of ``config`` that is not an int >= 1
+    (``bool`` rejected: ``True`` is an int to Python, never a width)."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{type(config).__name__}.{name} must be a positive int, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -34,10 +34,10 @@ from torch import nn
 
 from kernels import dispatch
 from kernels.selective_scan import selective_scan_step
-from models.hawk import CausalConv1d
+from models.blocks import CausalConv1d
 from models.lm import LanguageModel, ModelConfig, ResidualBlock
 from models.registry import Architecture
-from models.sizing import DEFAULT_DEPTHS, SIZING_REL_TOL, search_shape, width_grid
+from models.sizing import size_by_search
 
 # Mamba's presets have twice the GPT-3 depth at the same width (130M: 24 x 768 vs 12 x 768; 1.4B:
 # 48 x 2048 vs 24 x 2048): half the Transformer's preferred aspect ratio d_model / n_layers (48).
@@ -190,25 +190,13 @@ def build_mamba(config: MambaConfig) -> MambaLanguageModel:
 def size_mamba(target: int, *, vocab_size: int, overrides: Mapping[str, Any]) -> MambaConfig:
     """``sizing.search_shape`` over (n_layers, d_model) at aspect ratio 24 (twice the Transformer's depth),
     with Mamba's rules from the width: d_inner = 2 d (expand 2), dt_rank = ceil(d / 16), d_state 16.
-    Fixed ``n_layers`` / ``d_model`` overrides restrict the search; others are held."""
-    fixed = dict(overrides)
-    depths = [fixed.pop("n_layers")] if "n_layers" in fixed else list(DEFAULT_DEPTHS)
-    widths = [fixed.pop("d_model")] if "d_model" in fixed else width_grid()
+    Fixed ``n_layers`` / ``d_model`` overrides restrict the search; others are held. No trim: no MLP."""
 
-    def derive(n_layers: int, d_model: int) -> MambaConfig:
+    def derive(n_layers: int, d_model: int, fixed: dict[str, Any]) -> MambaConfig:
         values = {"d_inner": 2 * d_model, "dt_rank": math.ceil(d_model / 16), **fixed}
         return MambaConfig(vocab_size=vocab_size, n_layers=n_layers, d_model=d_model, **values)
 
-    derive(depths[0], widths[0])  # invalid overrides fail here, naming the field
-    choice = search_shape(
-        target,
-        lambda n_layers, d_model: derive(n_layers, d_model).non_embedding_params(),
-        depths=depths,
-        widths=widths,
-        aspect_ratio=MAMBA_ASPECT_RATIO,
-        rel_tol=SIZING_REL_TOL,
-    )
-    return derive(choice.n_layers, choice.d_model)
+    return size_by_search(target, overrides, derive, aspect_ratio=MAMBA_ASPECT_RATIO)
 
 
 ARCHITECTURE = Architecture(

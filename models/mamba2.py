@@ -31,10 +31,9 @@ from torch import nn
 
 from kernels import dispatch
 from kernels.gla import chunk_gla_flops_per_token, gla_step
-from models.gla import check_positive_ints, size_by_search
-from models.lm import LanguageModel, ModelConfig, ResidualBlock
+from models.lm import LanguageModel, ModelConfig, ResidualBlock, check_positive_ints
 from models.registry import Architecture
-from models.sizing import ASPECT_RATIO
+from models.sizing import ASPECT_RATIO, size_by_search
 
 
 @dataclass(frozen=True, kw_only=True)

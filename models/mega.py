@@ -38,10 +38,10 @@ from torch import nn
 from kernels import dispatch
 from kernels.linear_scan import linear_scan_step
 from kernels.local_attention import chunk_attention
-from models.blocks import RMSNorm
-from models.hawk import search_config
+from models.blocks import RMSNorm, swiglu_trim_range
 from models.lm import LanguageModel, ModelConfig
 from models.registry import Architecture
+from models.sizing import size_by_search
 
 PAPER_CHUNK = 1024
 
@@ -116,7 +116,9 @@ class DampedEMA(nn.Module):
     def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
         log_q_N, weight_N = self._coefficients()
         b_BTN = (x_BTD.float()[..., None] * weight_N.view(x_BTD.shape[-1], -1)).flatten(-2)
-        s_BTN, _ = dispatch.get("linear_scan", b_BTN.device)(log_q_N.view(1, 1, -1), b_BTN, chunk_size=self.config.scan_chunk_size)
+        s_BTN, _ = dispatch.get("linear_scan", b_BTN.device)(
+            log_q_N.view(1, 1, -1), b_BTN, chunk_size=self.config.scan_chunk_size
+        )
         return self._readout(s_BTN, x_BTD).to(x_BTD.dtype)
 
     def step(self, x_BD: torch.Tensor, s_BN: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -241,7 +243,8 @@ def size_mega(target: int, *, vocab_size: int, overrides: Mapping[str, Any]) -> 
         }
         return MegaConfig(vocab_size=vocab_size, n_layers=n_layers, d_model=d_model, **values)
 
-    return search_config(target, overrides, derive)
+    # Below ~1M the FFN moves within [2d, 4d] (the Transformer's MLP range) to land within 5%.
+    return size_by_search(target, overrides, derive, trim_field="ffn_hidden", trim_values=swiglu_trim_range)
 
 
 ARCHITECTURE = Architecture(

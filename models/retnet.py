@@ -32,9 +32,9 @@ from torch import nn
 from kernels import dispatch
 from kernels.gla import chunk_gla_flops_per_token, gla_step
 from models.blocks import apply_rope, rope_cos_sin
-from models.gla import check_positive_ints, size_by_search
-from models.lm import LanguageModel, ModelConfig, ResidualBlock
+from models.lm import LanguageModel, ModelConfig, ResidualBlock, check_positive_ints
 from models.registry import Architecture
+from models.sizing import size_by_search
 
 FORMS = ("chunk", "parallel")
 

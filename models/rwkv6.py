@@ -31,10 +31,9 @@ from torch import nn
 from kernels import dispatch
 from kernels.gla import chunk_gla_flops_per_token, gla_step
 from models.blocks import RMSNorm
-from models.gla import check_positive_ints, size_by_search
-from models.lm import LanguageModel, ModelConfig
+from models.lm import LanguageModel, ModelConfig, check_positive_ints
 from models.registry import Architecture
-from models.sizing import default_head_dim
+from models.sizing import default_head_dim, size_by_search
 
 GROUP_NORM_EPS = 64e-5  # the official ln_x eps: 1e-5 * head_size_divisor^2 (8^2)
 MIX_ORDER = ("w", "k", "v", "r", "g")  # the official unbind order of the ddlerp LoRA
@@ -157,7 +156,9 @@ class TimeMix(nn.Module):
 
     def forward(self, x_BTC: torch.Tensor) -> torch.Tensor:
         r, k, v, w, g = self._mix(x_BTC, _token_shift(x_BTC))
-        o_BTHN, _ = dispatch.get("chunk_gla", r.device)(r, k, v, w, u_HK=self.time_faaaa, chunk_size=self.config.chunk_size)
+        o_BTHN, _ = dispatch.get("chunk_gla", r.device)(
+            r, k, v, w, u_HK=self.time_faaaa, chunk_size=self.config.chunk_size
+        )
         return self._out(o_BTHN, g)
 
     def step(self, x_BC: torch.Tensor, x_prev_BC: torch.Tensor, S_BHNN: torch.Tensor):

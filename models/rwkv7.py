@@ -34,12 +34,7 @@ from kernels.delta import generalized_delta_rule_step
 from models.blocks import RMSNorm
 from models.lm import LanguageModel, ModelConfig
 from models.registry import Architecture
-from models.sizing import (
-    DEFAULT_DEPTHS,
-    default_head_dim,
-    search_then_trim,
-    width_grid,
-)
+from models.sizing import default_head_dim, size_by_search
 
 DECAY_SCALE = (
     0.606531  # e^-1/2: the official soft clamp exp(-exp(-softplus(-z) - 0.5)) = exp(-e^-1/2 sigmoid(z))
@@ -205,7 +200,9 @@ class TimeMix(nn.Module):
     def forward(self, x_BTC: torch.Tensor, v_first_BTC: torch.Tensor | None):
         x_prev_BTC = F.pad(x_BTC, (0, 0, 1, -1))  # x_{t-1}, zeros before the first token
         (r, w, k, v, a, b), g, v_first_BTC = self._mix(x_BTC, x_prev_BTC, v_first_BTC)
-        o_BTHN, _ = dispatch.get("chunk_generalized_delta_rule", r.device)(r, w, k, v, a, b, chunk_size=self.config.chunk_size)
+        o_BTHN, _ = dispatch.get("chunk_generalized_delta_rule", r.device)(
+            r, w, k, v, a, b, chunk_size=self.config.chunk_size
+        )
         return self._out(o_BTHN, r, k, v, g), v_first_BTC
 
     def step(self, x_BC: torch.Tensor, x_prev_BC: torch.Tensor, S_BHNN: torch.Tensor, v_first_BC):
@@ -344,23 +341,17 @@ def _derive(n_layers: int, d_model: int, vocab_size: int, fixed: Mapping[str, An
 
 def size_rwkv7(target: int, *, vocab_size: int, overrides: Mapping[str, Any]) -> RWKV7Config:
     """``search_shape`` over (n_layers, d_model) with ``_derive``'s rule; when the width grid is too
-    coarse (small models) the channel-mix width moves within [3d, 5d] to land within 5%."""
-    fixed = dict(overrides)
-    depths = [fixed.pop("n_layers")] if "n_layers" in fixed else list(DEFAULT_DEPTHS)
-    widths = [fixed.pop("d_model")] if "d_model" in fixed else width_grid()
-    if "head_dim" in fixed:
-        widths = [w for w in widths if w % fixed["head_dim"] == 0] or widths
+    coarse (small models) the channel-mix width moves within [3d, 5d] to land within 5%. A fixed
+    ``head_dim`` limits the search to the widths it divides (``RWKV7Config`` rejects the others)."""
 
-    # RWKV's channel mix is a squared-ReLU MLP of ~4d: its trim range is [3d, 5d].
-    return search_then_trim(
-        target,
-        lambda n_layers, d_model: _derive(n_layers, d_model, vocab_size, fixed),
-        depths=depths,
-        widths=widths,
-        trim_field="ffn_hidden",
-        trim_values=lambda config: range(3 * config.d_model, 5 * config.d_model + 1, 8 if config.d_model >= 64 else 4),
-        fixed=fixed,
-    )
+    def derive(n_layers: int, d_model: int, fixed: dict[str, Any]) -> RWKV7Config:
+        return _derive(n_layers, d_model, vocab_size, fixed)
+
+    def ffn_range(config: RWKV7Config) -> range:
+        """RWKV's channel mix is a squared-ReLU MLP of ~4d: its trim range is [3d, 5d]."""
+        return range(3 * config.d_model, 5 * config.d_model + 1, 8 if config.d_model >= 64 else 4)
+
+    return size_by_search(target, overrides, derive, trim_field="ffn_hidden", trim_values=ffn_range)
 
 
 ARCHITECTURE = Architecture(

@@ -35,11 +35,7 @@ from kernels.fft_conv import s4d_discretize, s4d_fft, s4d_step
 from models.blocks import RMSNorm, swiglu_width_range
 from models.lm import LanguageModel, ModelConfig
 from models.registry import Architecture
-from models.sizing import (
-    DEFAULT_DEPTHS,
-    search_then_trim,
-    width_grid,
-)
+from models.sizing import size_by_search
 
 SSM_PARAMETERS = ("log_dt", "log_A_real", "A_imag")  # own learning rate, no weight decay (S4's _optim)
 
@@ -218,24 +214,15 @@ def size_s4d(target: int, *, vocab_size: int, overrides: Mapping[str, Any]) -> S
     more than 5% off (below ~10M, where the grid is coarse), the FFN moves within [2d, 5d] to the size
     (the Transformer trims its MLP within [2d, 4d]; 4d is already the top here). Fixed ``n_layers`` /
     ``d_model`` overrides restrict the search; others are held."""
-    fixed = dict(overrides)
-    depths = [fixed.pop("n_layers")] if "n_layers" in fixed else list(DEFAULT_DEPTHS)
-    widths = [fixed.pop("d_model")] if "d_model" in fixed else width_grid()
 
-    def derive(n_layers: int, d_model: int) -> S4DConfig:
+    def derive(n_layers: int, d_model: int, fixed: dict[str, Any]) -> S4DConfig:
         values = {"ffn_hidden": 4 * d_model, "d_state": min(64, 2 * d_model), **fixed}
         return S4DConfig(vocab_size=vocab_size, n_layers=n_layers, d_model=d_model, **values)
 
-    derive(depths[0], widths[0])  # invalid overrides fail here, naming the field
-    return search_then_trim(
-        target,
-        derive,
-        depths=depths,
-        widths=widths,
-        trim_field="ffn_hidden",
-        trim_values=lambda config: swiglu_width_range(config.d_model, upper=5),
-        fixed=fixed,
-    )
+    def ffn_range(config: S4DConfig) -> range:
+        return swiglu_width_range(config.d_model, upper=5)
+
+    return size_by_search(target, overrides, derive, trim_field="ffn_hidden", trim_values=ffn_range)
 
 
 ARCHITECTURE = Architecture(

@@ -19,6 +19,9 @@ The rule (``search_shape``):
    that knob to the value closest to the target (``closest_value``). Only small models (< ~1M),
    where the width grid is coarse, need the trim; the result is within 5% of the target from 10k
    to 10B (tests check 10%).
+
+Every built-in's ``size_config`` is ``size_by_search`` with the architecture's own ``derive`` (its shape
+rules from (n_layers, d_model) and the held overrides) and, where it has one, its trim knob.
 """
 
 from __future__ import annotations
@@ -202,3 +205,51 @@ def search_then_trim(
         )
         config = dataclasses.replace(config, **{trim_field: value})
     return config
+
+
+def size_by_search(
+    target: int,
+    overrides: Mapping[str, Any],
+    derive: Callable[[int, int, dict[str, Any]], Any],
+    *,
+    trim_field: str | None = None,
+    trim_values: Callable[[Any], Iterable[int]] | None = None,
+    aspect_ratio: float = ASPECT_RATIO,
+    min_layers: int = DEFAULT_DEPTHS.start,
+) -> Any:
+    """An architecture's whole sizing rule given its ``derive(n_layers, d_model, fixed)`` (the config its
+    shape rules give that depth and width, with the ``fixed`` overrides held).
+
+    Fixed ``n_layers`` / ``d_model`` overrides restrict the search to that depth / width (``min_layers``
+    bounds the depths otherwise, e.g. Griffin's 3: one attention layer at least). Widths the overrides
+    make invalid (``derive`` raises, e.g. a fixed head_dim that does not divide d_model) are skipped, so
+    the search never stops on one; if none is left, the ``ValueError`` names the overrides and the last
+    reason. Then ``search_then_trim`` (with ``trim_field`` / ``trim_values``, the MLP width, if any)."""
+    fixed = dict(overrides)
+    depths = (
+        [fixed.pop("n_layers")] if "n_layers" in fixed else [d for d in DEFAULT_DEPTHS if d >= min_layers]
+    )
+    widths = [fixed.pop("d_model")] if "d_model" in fixed else width_grid()
+    errors: list[str] = []
+
+    def is_valid(width: int) -> bool:
+        try:
+            derive(depths[0], width, fixed)
+        except (ValueError, TypeError, ZeroDivisionError) as error:
+            errors.append(str(error))
+            return False
+        return True
+
+    valid_widths = [w for w in widths if is_valid(w)]
+    if not valid_widths:
+        raise ValueError(f"no shape satisfies overrides {dict(overrides)}: {errors[-1] if errors else ''}")
+    return search_then_trim(
+        target,
+        lambda n_layers, d_model: derive(n_layers, d_model, fixed),
+        depths=depths,
+        widths=valid_widths,
+        trim_field=trim_field,
+        trim_values=trim_values,
+        fixed=fixed,
+        aspect_ratio=aspect_ratio,
+    )

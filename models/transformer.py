@@ -15,15 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.blocks import SwiGLU, apply_rope, rope_cos_sin, swiglu_hidden, swiglu_width_range
+from models.blocks import SwiGLU, apply_rope, rope_cos_sin, swiglu_hidden, swiglu_trim_range
 from models.lm import LanguageModel, ModelConfig, ResidualBlock
 from models.registry import Architecture
-from models.sizing import (
-    DEFAULT_DEPTHS,
-    default_head_dim,
-    search_then_trim,
-    width_grid,
-)
+from models.sizing import default_head_dim, size_by_search
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,34 +176,12 @@ def size_transformer(target: int, *, vocab_size: int, overrides: Mapping[str, An
     """Shape for ``target`` non-embedding params: ``models.sizing.search_shape`` over (n_layers, d_model)
     with the derivation rule of ``_derive``. Fixed ``n_layers`` / ``d_model`` overrides restrict the
     search; other overrides (head_dim, n_kv_heads, ffn_hidden, ...) are held while it searches."""
-    fixed = dict(overrides)
-    depths = [fixed.pop("n_layers")] if "n_layers" in fixed else list(DEFAULT_DEPTHS)
-    widths = [fixed.pop("d_model")] if "d_model" in fixed else width_grid()
 
-    def is_valid(width: int) -> bool:
-        try:
-            _derive(depths[0], width, vocab_size, fixed)
-        except (ValueError, TypeError):
-            return False
-        return True
-
-    valid_widths = [w for w in widths if is_valid(w)]
-    if not valid_widths:
-        try:
-            _derive(depths[0], widths[-1], vocab_size, fixed)
-        except (ValueError, TypeError) as error:
-            raise ValueError(f"no transformer shape satisfies overrides {dict(overrides)}: {error}") from None
+    def derive(n_layers: int, d_model: int, fixed: dict[str, Any]) -> TransformerConfig:
+        return _derive(n_layers, d_model, vocab_size, fixed)
 
     # Small models: the width grid is too coarse to land within 5%; the MLP moves within [2d, 4d].
-    return search_then_trim(
-        target,
-        lambda n_layers, d_model: _derive(n_layers, d_model, vocab_size, fixed),
-        depths=depths,
-        widths=valid_widths,
-        trim_field="ffn_hidden",
-        trim_values=lambda config: swiglu_width_range(config.d_model, upper=4),
-        fixed=fixed,
-    )
+    return size_by_search(target, overrides, derive, trim_field="ffn_hidden", trim_values=swiglu_trim_range)
 
 
 ARCHITECTURE = Architecture(
