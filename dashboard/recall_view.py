@@ -1,19 +1,20 @@
 """Recall accuracy against width and state size, from trials' final metrics. No streamlit here.
 
-A recall study (``task:`` sweeps, ``ceiling recall``) records ``recall_accuracy`` (and per test setting
-``recall_accuracy/<setting>``) plus its width and per-setting state sizes in the trial config; a
-language-model trial records ``copy_score`` and has one width (d_model) and one state size. Both read
-the same way here. As in Zoology (and ``ceiling recall``), each (architecture, width) keeps its best
-learning rate, then seeds are averaged; of a language-model ladder's token budgets, the largest is kept
-(a recall study trains every trial on the same budget).
+The points come from ``orchestrator.report.recall_aggregation`` (the aggregation ``ceiling recall`` and
+the report use: best learning rate per architecture and width, seeds averaged, the largest token budget);
+this module only reads the dashboard's rows into runs and lays the points out as a table, adding the
+state size the model holds at the metric's test setting.
 """
 
 from __future__ import annotations
 
 import math
+from statistics import median
 from typing import Any
 
 import pandas as pd
+
+from orchestrator.report.recall_aggregation import aggregate_recall, recall_run, recall_width
 
 RECALL_PREFIXES = ("recall_accuracy", "recall_exact", "copy_score")
 POINT_COLUMNS = [
@@ -45,45 +46,30 @@ def _state_size(row: Any, metric: str) -> float:
     return float(sizes.get(setting, row.state_size)) if sizes else float(row.state_size)
 
 
+def _width(row: Any) -> float | None:
+    width = recall_width(row.recall, row.d_model)
+    # a missing d_model reads as NaN from SQL; None groups those rows together (NaN != NaN)
+    return None if width is None or math.isnan(float(width)) else float(width)
+
+
 def recall_points(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     """One point per (architecture, width): the best learning rate's mean over seeds, and its range."""
-    records = []
-    for row in rows.itertuples(index=False):
-        value = (row.final_metrics or {}).get(metric)
-        if row.status != "done" or value is None or not math.isfinite(float(value)):
-            continue
-        recall = row.recall or {}
-        width = recall.get("width") or row.d_model
-        records.append(
-            {
-                "label": row.label,
-                "width": float(width) if width is not None else math.nan,
-                "state_size": _state_size(row, metric),
-                "lr": float(row.lr),
-                "seed": int(row.seed),
-                "tokens": int(row.tokens),
-                "value": float(value),
-                "params_non_embedding": int(row.params_non_embedding),
-            }
-        )
-    if not records:
+    runs = [recall_run(row, metric, _width(row)) for row in rows.itertuples(index=False)]
+    points = aggregate_recall(run for run in runs if run is not None)
+    if not points:
         return pd.DataFrame(columns=POINT_COLUMNS)
-    frame = pd.DataFrame.from_records(records)
-    longest = frame.groupby(["label", "width"], dropna=False)["tokens"].transform("max")
-    frame = frame[frame["tokens"] == longest]
-    per_lr = (
-        frame.groupby(["label", "width", "lr"], dropna=False)
-        .agg(
-            mean=("value", "mean"),
-            min=("value", "min"),
-            max=("value", "max"),
-            n_seeds=("seed", "nunique"),
-            state_size=("state_size", "median"),
-            params_non_embedding=("params_non_embedding", "median"),
-        )
-        .reset_index()
-    )
-    # best learning rate per (architecture, width); ties go to the smaller lr, as in `ceiling recall`
-    per_lr = per_lr.sort_values(["label", "width", "mean", "lr"], ascending=[True, True, False, True])
-    best = per_lr.drop_duplicates(["label", "width"], keep="first")
-    return best[POINT_COLUMNS].sort_values(["label", "width"]).reset_index(drop=True)
+    records = [
+        {
+            "label": point.label,
+            "width": math.nan if point.width is None else point.width,
+            "state_size": float(median(_state_size(run.source, metric) for run in point.runs)),
+            "lr": point.lr,
+            "mean": point.mean,
+            "min": point.low,
+            "max": point.high,
+            "n_seeds": len({run.seed for run in point.runs}),
+            "params_non_embedding": float(median(int(run.source.params_non_embedding) for run in point.runs)),
+        }
+        for point in points
+    ]
+    return pd.DataFrame.from_records(records, columns=POINT_COLUMNS)

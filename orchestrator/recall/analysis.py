@@ -3,7 +3,8 @@
 Zoology's protocol, as ``ceiling recall`` reports it:
 
 - for each (architecture, width) the learning rate with the best final accuracy (mean over test
-  settings and seeds) is kept; the others are listed under ``lrs``;
+  settings and seeds) is kept; the others are listed under ``lrs`` (the aggregation the report and the
+  dashboard use too: ``orchestrator.report.recall_aggregation``);
 - at that learning rate, per test setting: accuracy mean, sample standard deviation and range over
   seeds, and the recurrent state size the model holds at that setting's length (its own accounting);
 - per (architecture, setting): the smallest width, and the smallest state size, whose accuracy
@@ -14,10 +15,10 @@ Reads the store only (no torch), like ``laws``.
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
 from statistics import mean, stdev
 from typing import Any
+
+from orchestrator.report.recall_aggregation import aggregate_recall, trial_runs
 
 THRESHOLD = 0.9
 
@@ -64,24 +65,10 @@ def recall_study(
     settings = _setting_names(task)
     hardest = recall[0].config["recall"]["hardest"]
 
-    runs: dict[tuple[str, int, float], list[Any]] = defaultdict(list)
-    not_done: list[dict[str, Any]] = []
-    for trial in recall:
-        if trial.status != "done":
-            not_done.append({"trial": trial.id, "label": trial.label, "status": trial.status})
-            continue
-        runs[(trial.label, trial.config["recall"]["width"], trial.lr)].append(trial)
-
-    def score(group: list[Any]) -> float:
-        values = [(t.final_metrics or {}).get(metric) for t in group]
-        values = [v for v in values if v is not None and math.isfinite(v)]
-        return mean(values) if values else -math.inf
-
+    not_done = [{"trial": t.id, "label": t.label, "status": t.status} for t in recall if t.status != "done"]
     rows: list[dict[str, Any]] = []
-    for label, width in sorted({(k[0], k[1]) for k in runs}, key=lambda k: (k[0], k[1])):
-        by_lr = {lr: group for (lab, w, lr), group in runs.items() if lab == label and w == width}
-        best_lr = max(by_lr, key=lambda lr: (score(by_lr[lr]), -lr))
-        best = by_lr[best_lr]
+    for point in aggregate_recall(trial_runs(recall, metric)):
+        best = [run.source for run in point.runs]
         first = best[0]
         accuracy = {}
         for name in settings:
@@ -90,15 +77,15 @@ def recall_study(
             accuracy[name] = _spread(values) if values else None
         rows.append(
             {
-                "arch": label,
-                "width": width,
-                "best_lr": best_lr,
+                "arch": point.label,
+                "width": point.width,
+                "best_lr": point.lr,
                 "params_non_embedding": first.params_non_embedding,
                 "state_size": first.config["recall"]["state_sizes"],
                 "accuracy": accuracy,
-                "mean_accuracy": score(best),
+                "mean_accuracy": point.mean,
                 "seeds": sorted(t.seed for t in best),
-                "lrs": {str(lr): score(group) for lr, group in sorted(by_lr.items())},
+                "lrs": {str(lr): score for lr, score in point.lr_means.items()},
             }
         )
 

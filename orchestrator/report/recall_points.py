@@ -1,17 +1,14 @@
-"""Recall accuracy against model width, from trials' final metrics, for the report's recall figure.
-
-A recall study records ``recall_accuracy`` with its width in the trial config (``recall.width``); a
-language-model trial records ``copy_score`` and has ``model.d_model``. As ``ceiling recall`` does, each
-(architecture, width) keeps its best learning rate, then seeds are averaged (min and max kept); of a
-ladder's token budgets only the largest counts. Pure Python.
+"""Recall accuracy against model width, for the report's recall figure: one series per (metric,
+architecture) with a point per width, from ``orchestrator.report.recall_aggregation`` (the aggregation
+``ceiling recall`` and the dashboard use). Pure Python.
 """
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
+
+from orchestrator.report.recall_aggregation import aggregate_recall, trial_runs
 
 RECALL_METRICS = ("recall_accuracy", "copy_score")  # aggregate names; per-setting ones carry a "/"
 
@@ -28,37 +25,21 @@ class RecallSeries:
     n_seeds: list[int]
 
 
-def _width(trial: Any) -> float | None:
-    config = trial.config or {}
-    width = (config.get("recall") or {}).get("width") or (config.get("model") or {}).get("d_model")
-    return None if width is None else float(width)
-
-
 def recall_series(trials: list[Any]) -> list[RecallSeries]:
     """One series per (metric, architecture) with a point per width; empty when no trial recorded recall."""
-    # (metric, label, width) -> tokens -> lr -> seed values
-    table: dict[tuple[str, str, float], dict[int, dict[float, list[float]]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(list))
-    )
-    for trial in trials:
-        if trial.status != "done":
-            continue
-        width = _width(trial)
-        for metric in RECALL_METRICS:
-            value = (trial.final_metrics or {}).get(metric)
-            if width is None or value is None or not math.isfinite(float(value)):
-                continue
-            table[(metric, trial.label, width)][int(trial.tokens)][float(trial.lr)].append(float(value))
-    series: dict[tuple[str, str], RecallSeries] = {}
-    for (metric, label, width), by_tokens in sorted(table.items()):
-        by_lr = by_tokens[max(by_tokens)]
-        # best lr by mean over seeds; ties go to the smaller lr
-        lr, values = min(by_lr.items(), key=lambda item: (-sum(item[1]) / len(item[1]), item[0]))
-        entry = series.setdefault((metric, label), RecallSeries(metric, label, [], [], [], [], [], []))
-        entry.width.append(width)
-        entry.mean.append(sum(values) / len(values))
-        entry.low.append(min(values))
-        entry.high.append(max(values))
-        entry.lr.append(lr)
-        entry.n_seeds.append(len(values))
-    return list(series.values())
+    series: list[RecallSeries] = []
+    for metric in sorted(RECALL_METRICS):
+        runs = [run for run in trial_runs(trials, metric) if run.width is not None]  # a point needs a width
+        by_label: dict[str, RecallSeries] = {}
+        for point in aggregate_recall(runs):
+            entry = by_label.setdefault(
+                point.label, RecallSeries(metric, point.label, [], [], [], [], [], [])
+            )
+            entry.width.append(float(point.width))
+            entry.mean.append(point.mean)
+            entry.low.append(point.low)
+            entry.high.append(point.high)
+            entry.lr.append(point.lr)
+            entry.n_seeds.append(len(point.runs))
+        series += by_label.values()
+    return series
