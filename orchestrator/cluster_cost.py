@@ -1,32 +1,22 @@
 """What a sweep would cost on a described cluster: device-hours per trial, total, and make-span.
 
 ``ceiling plan SPEC --cluster clusters/h100x8.yaml`` answers "how many GPU-hours, and how long, if I
-submit this there?" before anything runs. The model is deliberately small and every number in it is
-printed with the estimate:
+submit this there?" before anything runs. This module reads the cluster file; the time of a trial comes
+from ``orchestrator.cost_model`` (the model ``ceiling plan``'s own estimate uses), with the cluster's
+peak, MFU curve, per-step overhead and start-up in place of this machine's:
 
-    wall seconds of a trial  = training FLOPs (exact: 6ND + attention) / (devices x peak x MFU) + start-up
+    wall seconds of a trial  = startup_s + steps x step_overhead_s / factor(arch)
+                               + training FLOPs run (exact: 6ND + attention) / (devices x peak x MFU)
     device-hours of a trial  = wall seconds x devices / 3600
     MFU(arch, N)             = curve(N) x factor(arch)        (or the cluster file's mfu[arch] if given)
-    curve(N)                 = mfu_max x N^slope / (N^slope + half_size^slope)     (N = total params)
-
-The curve saturates: a 1M-parameter model keeps an H100 ~2% busy (kernel launches and tiny matmuls),
-a 100M one ~30%, billions ~40%. Its default constants are least-squares fits (in log MFU) to the
-anchor points below (:data:`GPU_ANCHORS`, :data:`CPU_ANCHORS`; refit with :func:`fit_mfu_curve`, which
-a test does). ``factor(arch)`` is the architecture's MFU relative to the Transformer at equal size:
-1.0 for the Transformer, read from ``bench/results/*.json`` when a benchmark has measured it (an
-object with ``"mfu_factor": {"gla": 0.8, ...}``), else :data:`DEFAULT_OTHER_FACTOR`.
 
 The make-span packs trials longest-first onto the sweep's concurrent slots: ``max_concurrent_trials``,
-capped by how many trials' workers fit on the cluster at once. Not modelled: data-parallel scaling
-losses inside a trial, evaluation and checkpoint time beyond ``startup_s``, queueing behind other
-users, failures and retries.
+capped by how many trials' workers fit on the cluster at once.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,45 +24,48 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from orchestrator.spec import NAME_PATTERN, SpecError, SweepSpec, _format_loc, _hint
-from orchestrator.units import parse_count
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_RESULTS_DIR = REPO_ROOT / "bench" / "results"
-TRANSFORMER = "transformer"
-# Mixers other than attention run through PyTorch chunked forms or Triton kernels that are less tuned
-# than cuBLAS GEMMs + FlashAttention; until bench/ measures one, assume it reaches 60% of the
-# Transformer's MFU at the same size (flash-linear-attention's GLA/RetNet kernels report roughly
-# 0.5-0.8x of FlashAttention-2 training throughput at 1-2k context).
-DEFAULT_OTHER_FACTOR = 0.6
-MAX_MFU = 0.95
-
-# (total parameters, MFU, source). Published: MosaicML llm-foundry "MPT Training Benchmarks",
-# H100 80GB BF16 table, seq 2048, 8 GPUs (64 for 70B), no activation checkpointing where listed;
-# Llama 3 (Dubey et al. 2024, Table 4): 38-43% BF16 MFU at 405B on H100s. Below ~100M no
-# published H100 figures exist: the 1M/10M/125M points are estimates from kernel-launch arithmetic
-# (a 1M model's step is ~0.1 ms of math on an H100 but ~3-4 ms of launches) and from the A100 table's
-# 125M figure (44.8%) scaled by the H100/A100 ratio seen at 760M (34.9/56.9).
-GPU_ANCHORS: tuple[tuple[float, float, str], ...] = (
-    (1e6, 0.02, "estimate: launch-bound"),
-    (1e7, 0.10, "estimate: launch-bound"),
-    (1.25e8, 0.28, "estimate: llm-foundry A100 125M x H100/A100 ratio"),
-    (7.60e8, 0.349, "llm-foundry H100 bf16 760M"),
-    (1.32e9, 0.418, "llm-foundry H100 bf16 1B"),
-    (2.65e9, 0.437, "llm-foundry H100 bf16 3B"),
-    (6.66e9, 0.464, "llm-foundry H100 bf16 7B"),
-    (1.285e10, 0.398, "llm-foundry H100 bf16 13B"),
-    (3.0e10, 0.381, "llm-foundry H100 bf16 30B"),
-    (6.49e10, 0.426, "llm-foundry H100 bf16 70B"),
-    (4.05e11, 0.40, "Llama 3 405B, H100"),
+from orchestrator.cost_model import (
+    CPU_ANCHORS,
+    CPU_CURVE,
+    CPU_STEP_OVERHEAD_S,
+    DEFAULT_OTHER_FACTOR,
+    GPU_ANCHORS,
+    GPU_CURVE,
+    ArchFactors,
+    Machine,
+    MfuCurve,
+    arch_factors,
+    fit_mfu_curve,
+    makespan,
+    trial_time,
+    trial_work,
 )
-# Measured here (bare PyTorch loop, bf16 weights, one thread, batch 32 x 128 tokens, AdamW) on one
-# core of a 2-core AMD EPYC with avx512_bf16, against a nominal 0.1 TFLOP/s peak per core.
-CPU_ANCHORS: tuple[tuple[float, float, str], ...] = (
-    (3.32e4, 0.073, "measured: transformer 20k non-embedding, 1 core"),
-    (2.11e5, 0.227, "measured: transformer 200k non-embedding, 1 core"),
-    (2.04e6, 0.538, "measured: transformer 2M non-embedding, 1 core"),
-)
+from orchestrator.spec import NAME_PATTERN, SpecError, SweepSpec, error_hint, format_loc
+
+# Re-exported: the MFU model's constants and helpers live in orchestrator.cost_model.
+__all__ = [
+    "CPU_ANCHORS",
+    "CPU_CURVE",
+    "DEFAULT_OTHER_FACTOR",
+    "GPU_ANCHORS",
+    "GPU_CURVE",
+    "ClusterError",
+    "ClusterSpec",
+    "MfuCurve",
+    "SweepEstimate",
+    "TrialEstimate",
+    "arch_factors",
+    "estimate_sweep",
+    "fit_mfu_curve",
+    "format_hours",
+    "load_cluster",
+    "parse_cluster",
+    "print_estimate",
+    "safe_load_bounded",
+]
+
+# Where the shipped examples are, for a "file not found" hint; absent in an installed package.
+SHIPPED_CLUSTERS = Path(__file__).resolve().parents[1] / "clusters"
 
 
 class ClusterError(SpecError):
@@ -81,48 +74,6 @@ class ClusterError(SpecError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class MfuCurve(_Strict):
-    """``mfu(N) = max * N^slope / (N^slope + half_size^slope)``: saturating in model size."""
-
-    max: float = Field(gt=0, le=1, description="MFU approached by very large models")
-    half_size: float = Field(gt=0, description="total parameters at which MFU is half of max")
-    slope: float = Field(gt=0, le=4, description="how fast MFU rises with log size")
-
-    @field_validator("half_size", mode="before")
-    @classmethod
-    def _count(cls, value: Any) -> Any:
-        return parse_count(value, what="half_size (parameters)")
-
-    def __call__(self, params: float) -> float:
-        x = (max(params, 1.0) / self.half_size) ** self.slope
-        return self.max * x / (1.0 + x)
-
-    def formula(self) -> str:
-        return f"{self.max:.3g} * N^{self.slope:.3g} / (N^{self.slope:.3g} + {self.half_size:.3g}^{self.slope:.3g})"
-
-
-GPU_CURVE = MfuCurve(max=0.42, half_size=4.6e7, slope=0.78)  # fit_mfu_curve(GPU_ANCHORS)
-CPU_CURVE = MfuCurve(max=0.78, half_size=6.9e5, slope=0.75)  # fit_mfu_curve(CPU_ANCHORS); >2M extrapolated
-
-
-def fit_mfu_curve(anchors: tuple[tuple[float, float, str], ...] | list) -> MfuCurve:
-    """Least-squares fit of the curve to (params, mfu, ...) points, in log MFU (scipy, lazily)."""
-    import numpy as np
-    from scipy.optimize import least_squares
-
-    params = np.array([a[0] for a in anchors], dtype=float)
-    mfu = np.array([a[1] for a in anchors], dtype=float)
-
-    def residuals(theta: np.ndarray) -> np.ndarray:
-        top, log_half, slope = theta
-        x = (params / 10.0**log_half) ** slope
-        return np.log(top * x / (1 + x)) - np.log(mfu)
-
-    result = least_squares(residuals, [0.5, 7.0, 0.8], bounds=([0.01, 2.0, 0.1], [1.0, 13.0, 4.0]))
-    top, log_half, slope = (float(v) for v in result.x)
-    return MfuCurve(max=top, half_size=10.0**log_half, slope=slope)
 
 
 class ClusterSpec(_Strict):
@@ -147,6 +98,13 @@ class ClusterSpec(_Strict):
         ge=0,
         le=86_400,
         description="per trial: worker start, engine set-up, evals, checkpoints",
+    )
+    step_overhead_s: float | None = Field(
+        default=None,
+        ge=0,
+        le=3600,
+        description="per optimizer step beyond the curve's bare step; default 0 on GPUs, "
+        f"{CPU_STEP_OVERHEAD_S:g} s on CPU cores",
     )
     price_per_device_hour: float | None = Field(default=None, ge=0, description="optional, in any currency")
 
@@ -186,6 +144,20 @@ class ClusterSpec(_Strict):
     def curve(self) -> MfuCurve:
         return self.mfu_curve or (GPU_CURVE if self.gpus_per_node else CPU_CURVE)
 
+    def machine(self) -> Machine:
+        """The time model's constants for one of this cluster's devices."""
+        overhead = self.step_overhead_s
+        if overhead is None:
+            overhead = 0.0 if self.gpus_per_node else CPU_STEP_OVERHEAD_S
+        return Machine(
+            gpu=bool(self.gpus_per_node),
+            peak_flops=self.peak_tflops * 1e12,
+            curve=self.curve,
+            startup_s=self.startup_s,
+            step_overhead_s=overhead,
+            fixed_mfu=self.mfu,
+        )
+
 
 def parse_cluster(data: Any, source: str = "cluster file") -> ClusterSpec:
     if not isinstance(data, dict):
@@ -199,7 +171,7 @@ def parse_cluster(data: Any, source: str = "cluster file") -> ClusterSpec:
         return ClusterSpec.model_validate(data)
     except ValidationError as exc:
         problems = [
-            f"{_format_loc(tuple(e['loc']))}: {_cluster_hint(e)}" if e["loc"] else _cluster_hint(e)
+            f"{format_loc(tuple(e['loc']))}: {_cluster_hint(e)}" if e["loc"] else _cluster_hint(e)
             for e in exc.errors()
         ]
         raise ClusterError(problems, source) from None
@@ -213,14 +185,14 @@ def _cluster_hint(error: dict[str, Any]) -> str:
             else ", ".join(MfuCurve.model_fields)
         )
         return f"unknown field; remove it or check its spelling (fields: {fields}; see clusters/README.md)"
-    return _hint(error)
+    return error_hint(error)
 
 
 def load_cluster(path: str | Path) -> ClusterSpec:
     """Read and validate a cluster YAML file (safe-loaded)."""
     path = Path(path)
     if not path.is_file():
-        shipped = ", ".join(sorted(p.name for p in (REPO_ROOT / "clusters").glob("*.yaml"))) or "none found"
+        shipped = ", ".join(sorted(p.name for p in SHIPPED_CLUSTERS.glob("*.yaml"))) or "none found"
         raise ClusterError([f"file not found: {path}; shipped examples in clusters/: {shipped}"], str(path))
     try:
         data = safe_load_bounded(path.read_text())
@@ -266,48 +238,6 @@ def safe_load_bounded(text: str, max_nodes: int = MAX_YAML_NODES) -> Any:
 
     size(data)
     return data
-
-
-def arch_factors(results_dir: str | Path | None = None) -> tuple[dict[str, float], list[str]]:
-    """Per-architecture MFU factors (vs the Transformer) measured by bench/, and the files they came from.
-
-    Reads every ``*.json`` in ``results_dir`` (default ``$CEILING_BENCH_RESULTS`` or bench/results),
-    oldest first so the newest measurement wins; a file is one JSON object (or ends with one line of
-    JSON, the benchmarks' convention) with ``"mfu_factor": {arch: factor}``. Unreadable files are skipped.
-    """
-    directory = Path(results_dir or os.environ.get("CEILING_BENCH_RESULTS") or DEFAULT_RESULTS_DIR)
-    factors: dict[str, float] = {}
-    sources: list[str] = []
-    if not directory.is_dir():
-        return factors, sources
-    for path in sorted(directory.glob("*.json"), key=lambda p: (p.stat().st_mtime, p.name)):
-        document = _read_json_object(path)
-        table = document.get("mfu_factor") if document else None
-        if not isinstance(table, dict):
-            continue
-        used = False
-        for arch, value in table.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 10:
-                factors[str(arch)] = float(value)
-                used = True
-        if used:
-            sources.append(path.name)
-    return factors, sources
-
-
-def _read_json_object(path: Path) -> dict[str, Any] | None:
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError):
-        return None
-    for candidate in (text, (text.strip().splitlines() or [""])[-1]):
-        try:
-            document = json.loads(candidate)
-        except ValueError:
-            continue
-        if isinstance(document, dict):
-            return document
-    return None
 
 
 @dataclass(frozen=True)
@@ -395,44 +325,32 @@ def estimate_sweep(
     per_worker = _worker_devices(spec, cluster, notes)
     devices = per_worker * spec.resources.workers_per_trial
     concurrent = _concurrency(spec, cluster, per_worker if cluster.gpus_per_node else 0.0)
-    factors = dict(factors or {})
-    peak = cluster.peak_tflops * 1e12
-    curve = cluster.curve
+    machine = cluster.machine()
+    known = ArchFactors(dict(factors or {}), tuple(factor_sources or ()))
     estimates: list[TrialEstimate] = []
     used_factors: dict[str, str] = {}
     for trial in trials:
-        params = int(trial.accounting["total_params"])
-        if trial.arch in cluster.mfu:
-            mfu, source = cluster.mfu[trial.arch], "cluster file"
-        else:
-            if trial.arch in factors:
-                factor, source = factors[trial.arch], "bench/results"
-            elif trial.arch == TRANSFORMER:
-                factor, source = 1.0, "baseline"
-            else:
-                factor, source = DEFAULT_OTHER_FACTOR, "default (not measured)"
-            used_factors[trial.arch] = f"{trial.arch} x{factor:g} [{source}]"
-            mfu = min(MAX_MFU, curve(params) * factor)
-        seconds = trial.flops_exact / (devices * peak * mfu) + cluster.startup_s
+        work = trial_work(trial)
+        timing = trial_time(work, machine, devices, known)
+        if timing.factor is not None:
+            used_factors[work.arch] = f"{work.arch} x{timing.factor:g} [{timing.factor_source}]"
         estimates.append(
             TrialEstimate(
                 id=trial.id,
                 label=trial.label,
-                arch=trial.arch,
-                params_total=params,
-                flops=float(trial.flops_exact),
-                mfu=mfu,
-                mfu_source=source,
+                arch=work.arch,
+                params_total=work.params_total,
+                flops=work.flops,
+                mfu=timing.mfu,
+                mfu_source=timing.mfu_source,
                 devices=devices,
-                wall_hours=seconds / 3600,
-                device_hours=seconds * devices / 3600,
+                wall_hours=timing.seconds / 3600,
+                device_hours=timing.seconds * devices / 3600,
             )
         )
-    slots = [0.0] * concurrent
-    for hours in sorted((e.wall_hours for e in estimates), reverse=True):
-        slots[slots.index(min(slots))] += hours
     total = sum(e.device_hours for e in estimates)
     unit = "GPU" if cluster.gpus_per_node else "CPU core"
+    curve = machine.curve
     curve_name = (
         "the cluster file's mfu_curve"
         if cluster.mfu_curve
@@ -448,7 +366,9 @@ def estimate_sweep(
         *(f"fixed MFU for {a}: {v:g} (cluster file)" for a, v in sorted(cluster.mfu.items())),
         f"peak {cluster.peak_tflops:g} TFLOP/s (bf16 dense) per {unit}; {devices:g} {unit}(s) per trial "
         f"({spec.resources.workers_per_trial} worker(s) x {per_worker:g}); perfect data-parallel scaling",
-        f"FLOPs = exact training FLOPs (6ND + attention); +{cluster.startup_s:g} s per trial for start-up, evals, checkpoints",
+        f"FLOPs = exact training FLOPs (6ND + attention) a trial runs (a cooldown branch: its cooldown); "
+        f"+{cluster.startup_s:g} s per trial for start-up, evals, checkpoints"
+        + (f"; +{machine.step_overhead_s:g} s per step of loop overhead" if machine.step_overhead_s else ""),
         f"{concurrent} trial(s) at once (resources.max_concurrent_trials={spec.resources.max_concurrent_trials}, "
         f"capped by what fits on {cluster.nodes} node(s)); longest-first packing; no failures, retries or queueing",
         *notes,
@@ -460,7 +380,7 @@ def estimate_sweep(
         concurrent_trials=concurrent,
         trials=estimates,
         total_device_hours=total,
-        makespan_hours=max(slots) if slots else 0.0,
+        makespan_hours=makespan((e.wall_hours for e in estimates), concurrent),
         cost=None if cluster.price_per_device_hour is None else total * cluster.price_per_device_hour,
         assumptions=assumptions,
     )

@@ -361,19 +361,19 @@ def _resolve(
 
 
 def estimated_seconds(trial: PlannedTrial, spec: SweepSpec) -> float:
-    """A rough wall-time estimate: exact FLOPs over an assumed effective throughput."""
+    """Wall seconds of one trial on this machine, idle: ``orchestrator.cost_model`` (the model
+    ``ceiling plan --cluster`` uses too) with the sweep's per-trial workers, CPU cores or GPUs."""
+    from orchestrator import cost_model
+
     res = spec.resources
-    rate = (
-        GPU_FLOPS_PER_DEVICE * res.gpus_per_worker
-        if res.gpus_per_worker
-        else CPU_FLOPS_PER_CORE * res.cpus_per_worker
-    ) * res.workers_per_trial
-    return trial.flops_to_run / rate + 3.0  # + start-up
+    devices = (res.gpus_per_worker or res.cpus_per_worker) * res.workers_per_trial
+    machine = cost_model.local_machine(gpu=bool(res.gpus_per_worker))
+    work = cost_model.trial_work(trial)
+    return cost_model.trial_time(work, machine, devices, cost_model.ArchFactors()).seconds
 
 
 def makespan_seconds(trials: list[PlannedTrial], spec: SweepSpec) -> float:
     """Longest-first greedy packing onto ``max_concurrent_trials`` slots."""
-    slots = [0.0] * spec.resources.max_concurrent_trials
-    for seconds in sorted((estimated_seconds(t, spec) for t in trials), reverse=True):
-        slots[slots.index(min(slots))] += seconds
-    return max(slots) if slots else 0.0
+    from orchestrator.cost_model import makespan
+
+    return makespan((estimated_seconds(t, spec) for t in trials), spec.resources.max_concurrent_trials)

@@ -348,16 +348,22 @@ class SweepSpec(_Strict):
         if any(s < 0 for s in self.seeds):
             raise ValueError(f"seeds must be >= 0, got {self.seeds}")
         if self.task is not None and self.tuning is not None:
-            raise ValueError("tuning: only for language-model studies; a recall study (task:) already sweeps lrs")
+            raise ValueError(
+                "tuning: only for language-model studies; a recall study (task:) already sweeps lrs"
+            )
         if self.task is not None and self.training.branches:
-            raise ValueError("training.branches: only for language-model studies; remove it from a recall study")
+            raise ValueError(
+                "training.branches: only for language-model studies; remove it from a recall study"
+            )
         if self.training.branches and self.training.schedule != "wsd":
             raise ValueError(
                 f"training.branches needs training.schedule: wsd (cooldowns branch from a constant-LR trunk); "
                 f"got schedule {self.training.schedule!r}"
             )
         if self.training.branches and not 0 < self.training.cooldown_frac < 1:
-            raise ValueError("training.branches needs 0 < training.cooldown_frac < 1 (the cooldown of each budget)")
+            raise ValueError(
+                "training.branches needs 0 < training.cooldown_frac < 1 (the cooldown of each budget)"
+            )
         if self.tuning is not None:
             k = self.tuning.smallest
             if k is not None and self.tuning.rule != "fit" and k < len(self.sizes or []):
@@ -366,7 +372,9 @@ class SweepSpec(_Strict):
                     "add tuning.rule: fit (extrapolate a fitted lr(params) rule) or use sizes: all"
                 )
             if self.tuning.rule == "fit" and k is not None and k < 2:
-                raise ValueError("tuning.rule: fit needs at least two tuned sizes (tuning.sizes: smallest:2 or more)")
+                raise ValueError(
+                    "tuning.rule: fit needs at least two tuned sizes (tuning.sizes: smallest:2 or more)"
+                )
             if self.tuning.rule == "fit" and len(set(self.sizes or [])) < 2:
                 raise ValueError("tuning.rule: fit needs at least two different sizes")
             if self.budgets is not None and self.budgets.isoflop is not None:
@@ -396,15 +404,21 @@ class SweepSpec(_Strict):
 def _with_missing(errors: list[dict[str, Any]], missing: list[str], data: Any) -> ValidationError:
     """``errors`` plus a 'missing' error for each of ``missing`` (fields required only for LM studies)."""
     details: list[Any] = [
-        {"type": e["type"], "loc": e["loc"], "input": e.get("input"), **({"ctx": e["ctx"]} if "ctx" in e else {})}
+        {
+            "type": e["type"],
+            "loc": e["loc"],
+            "input": e.get("input"),
+            **({"ctx": e["ctx"]} if "ctx" in e else {}),
+        }
         for e in errors
     ]
     details += [{"type": "missing", "loc": (name,), "input": data} for name in missing]
     return ValidationError.from_exception_data("SweepSpec", details)
 
 
-def _format_loc(loc: tuple[Any, ...], *, user_key_last: bool = False) -> str:
-    """``('architectures', 2, 'name')`` -> ``architectures[2].name``, minus pydantic's internal tags.
+def format_loc(loc: tuple[Any, ...], *, user_key_last: bool = False) -> str:
+    """``('architectures', 2, 'name')`` -> ``architectures[2].name``, minus pydantic's internal tags
+    (public: every user-facing file's errors are worded alike, e.g. cluster files').
 
     ``user_key_last``: the last part is a key the user wrote (an unknown field), kept verbatim even
     if it happens to look like one of pydantic's tags (``dict[``).
@@ -426,7 +440,8 @@ def _format_loc(loc: tuple[Any, ...], *, user_key_last: bool = False) -> str:
     return out or "(top level)"
 
 
-def _hint(error: dict[str, Any]) -> str:
+def error_hint(error: dict[str, Any]) -> str:
+    """A pydantic error in words, with the fix where there is an obvious one."""
     kind = error.get("type", "")
     msg = error.get("msg", "").removeprefix("Value error, ")
     if kind == "extra_forbidden":
@@ -466,8 +481,8 @@ def parse_spec(data: Any, source: str = "sweep file") -> SweepSpec:
         for error in exc.errors():
             loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
             # Whole-spec checks carry no location: their message already names the fields.
-            where = _format_loc(loc, user_key_last=error["type"] == "extra_forbidden")
-            problems.append(f"{where}: {_hint(error)}" if loc else _hint(error))
+            where = format_loc(loc, user_key_last=error["type"] == "extra_forbidden")
+            problems.append(f"{where}: {error_hint(error)}" if loc else error_hint(error))
         raise SpecError(problems, source) from None
 
 
@@ -484,7 +499,8 @@ def load_spec(path: str | Path) -> SweepSpec:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise SpecError(
-            [f"not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save the file as UTF-8"], str(path)
+            [f"not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save the file as UTF-8"],
+            str(path),
         ) from None
     try:
         data = yaml.safe_load(text)
@@ -497,7 +513,9 @@ def load_spec(path: str | Path) -> SweepSpec:
         ) from None
     if _exceeds(data, _MAX_VALUES):
         raise SpecError(
-            [f"the file expands to more than {_MAX_VALUES} values (YAML aliases?); a sweep file needs far fewer"],
+            [
+                f"the file expands to more than {_MAX_VALUES} values (YAML aliases?); a sweep file needs far fewer"
+            ],
             str(path),
         )
     return parse_spec(data, str(path))

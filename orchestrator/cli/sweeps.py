@@ -288,7 +288,8 @@ def plan(
         console.print(
             f"total {total_flops:.3e} FLOPs; {res.max_concurrent_trials} concurrent trial(s) of "
             f"{res.workers_per_trial} worker(s) x {res.cpus_per_worker:g} CPU / {res.gpus_per_worker:g} GPU; "
-            f"estimated make-span ~{makespan / 60:.1f} min (rough: assumes a fixed effective FLOP rate)"
+            f"estimated make-span ~{makespan / 60:.1f} min (rough, for an idle machine: start-up, per-step "
+            "overhead and FLOPs at a size-dependent MFU; see orchestrator/cost_model.py)"
         )
         if spec.task is not None:  # a recall study generates its data; the corpus is not used
             console.print(
