@@ -89,11 +89,19 @@ def analyse(
     noise = settings.noise
     noise_source = "given (--noise)" if noise is not None else None
     if settings.prior_sweep:
-        priors = _prior_laws(store, settings.prior_sweep, progress)
+        priors, scatter = _prior_laws(store, settings.prior_sweep, progress)
         if noise is None:
             noise = measured_noise(store, settings.prior_sweep)
             if noise is not None:
                 noise_source = f"measured from the seeds of sweep {settings.prior_sweep!r}"
+            elif scatter is not None:
+                # Without seeds, the runs' scatter about their own fitted laws bounds the noise from
+                # above (it also holds any misfit of the form): the cautious choice for a plan.
+                noise = scatter
+                noise_source = (
+                    f"the median scatter of sweep {settings.prior_sweep!r}'s runs about their chinchilla laws "
+                    "(no seeds to measure noise alone)"
+                )
     if noise is None:
         noise = dp.DEFAULT_NOISE
         noise_source = "default (no seeded sweep measured it; --noise or --prior SWEEP to change)"
@@ -121,8 +129,11 @@ def analyse(
     }
 
 
-def _prior_laws(store: Any, sweep: str, progress: Callable[[str], None] | None) -> dict[str, Any]:
-    """Per-architecture Chinchilla laws of an earlier sweep, where they are not degenerate."""
+def _prior_laws(
+    store: Any, sweep: str, progress: Callable[[str], None] | None
+) -> tuple[dict[str, Any], float | None]:
+    """Per-architecture Chinchilla laws of an earlier sweep where they are not degenerate, and the
+    median robust residual scale of all its chinchilla fits (log loss)."""
     from laws import LawInputError
     from laws.design_power import law_from_fit
     from laws.errors import FitDidNotConverge
@@ -132,6 +143,7 @@ def _prior_laws(store: Any, sweep: str, progress: Callable[[str], None] | None) 
         raise ValueError(f"--prior: sweep {sweep!r} is not in the store (check --workdir / --db)")
     runs = law_runs(store, sweep, metric="val_loss")
     out = {}
+    scatter: list[float] = []
     for group in runs.groups:
         if progress:
             progress(f"design power: fitting the prior law of {group} from sweep {sweep!r}")
