@@ -159,8 +159,10 @@ def _prior_laws(
             )
         except (LawInputError, FitDidNotConverge):
             continue
+        if result.settings.get("residual_rms_log") is not None:
+            scatter.append(float(result.settings["residual_rms_log"]))
         if result.health is not None and not result.health.is_degenerate:
             out[group] = law_from_fit(
                 result.params, f"the chinchilla law of {group} fitted to sweep {sweep!r}"
             )
-    return out
+    return out, (float(np.median(scatter)) if scatter else None)
