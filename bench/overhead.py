@@ -32,6 +32,7 @@ from orchestrator.scheduling.runner import prepare_sweep, run_sweep
 from orchestrator.spec import parse_spec
 from orchestrator.training.loop import _param_groups
 from orchestrator.training.schedule import lr_multiplier
+from orchestrator.trial import TrialConfig
 
 
 def sweep_spec(
@@ -60,32 +61,32 @@ def sweep_spec(
     }
 
 
-def bare_loop(trial_config: dict, data, threads: int) -> tuple[float, int]:
+def bare_loop(trial_config: TrialConfig, data, threads: int) -> tuple[float, int]:
     """The same trial in plain PyTorch: returns (wall seconds, tokens)."""
     torch.set_num_threads(threads)
     started = time.time()
-    torch.manual_seed(trial_config["seed"])
-    training = trial_config["training"]
-    model = models.from_config(trial_config["arch"], trial_config["model"])
-    dtype = torch.bfloat16 if training["precision"] == "bf16" else None
+    torch.manual_seed(trial_config.seed)
+    training = trial_config.training
+    model = models.from_config(trial_config.model.arch, trial_config.model.shape.thaw())
+    dtype = torch.bfloat16 if training.precision == "bf16" else None
     optimizer = torch.optim.AdamW(
-        _param_groups(model, training["weight_decay"], training["lr"]),
-        lr=training["lr"],
-        betas=(training["beta1"], training["beta2"]),
+        _param_groups(model, training.weight_decay, training.lr),
+        lr=training.lr,
+        betas=(training.beta1, training.beta2),
     )
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         lr_multiplier(
-            training["schedule"],
-            total_steps=trial_config["steps"],
-            warmup_steps=training["warmup_steps"],
-            cooldown_steps=training["cooldown_steps"],
-            min_lr_ratio=training["min_lr_ratio"],
+            training.schedule,
+            total_steps=trial_config.steps,
+            warmup_steps=training.warmup_steps,
+            cooldown_steps=training.cooldown_steps,
+            min_lr_ratio=training.min_lr_ratio,
         ),
     )
-    seq_len = trial_config["data"]["seq_len"]
-    batches = TrainBatches(data.open("train"), seq_len, training["sequences_per_step"], trial_config["seed"])
-    windows = validation_windows(data.open("val"), seq_len, trial_config["data"]["val_tokens"])
+    seq_len = trial_config.data.seq_len
+    batches = TrainBatches(data.open("train"), seq_len, training.sequences_per_step, trial_config.seed)
+    windows = validation_windows(data.open("val"), seq_len, trial_config.data.val_tokens)
 
     def evaluate() -> float:
         model.eval()
@@ -96,19 +97,19 @@ def bare_loop(trial_config: dict, data, threads: int) -> tuple[float, int]:
         return loss
 
     evaluate()
-    for step in range(trial_config["steps"]):
-        ((inputs, targets),) = batches.micro_batches(step, 0, 1, training["sequences_per_step"])
+    for step in range(trial_config.steps):
+        ((inputs, targets),) = batches.micro_batches(step, 0, 1, training.sequences_per_step)
         with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
             logits = model(inputs)
         loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), training["grad_clip"])
+        torch.nn.utils.clip_grad_norm_(model.parameters(), training.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         schedule.step()
-        if (step + 1) % training["eval_interval"] == 0 or step + 1 == trial_config["steps"]:
+        if (step + 1) % training.eval_interval == 0 or step + 1 == trial_config.steps:
             evaluate()
-    return time.time() - started, trial_config["tokens"]
+    return time.time() - started, trial_config.tokens
 
 
 def run_ceiling(spec_dict: dict, workdir: Path) -> tuple[list, dict]:
@@ -150,7 +151,7 @@ def main() -> None:
             10**6,
         )
     )
-    from orchestrator.planning import plan_trials
+    from orchestrator.kinds import plan_trials
 
     (probe_trial,) = plan_trials(probe, data.vocab_size)
     probe_s, _ = bare_loop(probe_trial.config, data, threads=1)

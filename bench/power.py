@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
 
-    from orchestrator.planning import plan_trials
+    from orchestrator.kinds import plan_trials
     from orchestrator.scheduling.runner import prepare_data
     from orchestrator.spec import load_spec
     from orchestrator.study_power import PowerSettings, analyse

@@ -9,11 +9,12 @@ Learning rates may differ (they are tuned per architecture); model shapes of cou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from orchestrator.planning import PlannedTrial
+from orchestrator.kinds import kind_for_spec
 from orchestrator.spec import SweepSpec
+from orchestrator.trial import PlannedTrial
 
 
 @dataclass(frozen=True)
@@ -26,20 +27,20 @@ class MatchItem:
 
 
 def _signatures(trial: PlannedTrial) -> dict[str, Any]:
-    config, training = trial.config, trial.config["training"]
-    data = {k: v for k, v in config["data"].items() if k != "val_tokens"}
+    config, training = trial.config, trial.config.training
     return {
-        "data order (corpus, seed)": (tuple(sorted(data.items())), config["seed"]),
+        # the held-out size does not change the data order
+        "data order (corpus, seed)": (replace(config.data, val_tokens=0), config.seed),
         "tokens per budget": trial.tokens,
-        "batch (sequences per step)": training["sequences_per_step"],
-        "seq_len": trial.accounting.get("seq_len", config["data"]["seq_len"]),
+        "batch (sequences per step)": training.sequences_per_step,
+        "seq_len": trial.accounting.get("seq_len", config.data.seq_len),
         "schedule shape": (
-            training["schedule"],
-            training["warmup_steps"],
-            training["cooldown_steps"],
-            training["min_lr_ratio"],
+            training.schedule,
+            training.warmup_steps,
+            training.cooldown_steps,
+            training.min_lr_ratio,
             trial.steps,
-            (config.get("branch") or {}).get("start_step"),
+            config.branch.start_step if config.branch else None,
         ),
     }
 
@@ -64,18 +65,18 @@ _FIXES = {
 def _describe(item: str, value: Any) -> str:
     if item == "data order (corpus, seed)":
         data, _ = value
-        d = dict(data)
-        return f"corpus {d.get('corpus')!r} ({d.get('tokenizer')}), batches drawn from (seed, step)"
+        return f"corpus {data.corpus!r} ({data.tokenizer}), batches drawn from (seed, step)"
     return str(value)
 
 
 def check_matched(spec: SweepSpec, trials: list[PlannedTrial]) -> list[MatchItem]:
     """One :class:`MatchItem` per compared property; all ``matched`` for a single-architecture study.
 
-    A recall study (``task:``) generates the same task data for every architecture by construction
-    and sweeps learning rates itself: it has nothing to check here (an empty list).
+    A kind of study that does not compare scaling ladders (the recall study generates the same task
+    data for every architecture by construction and sweeps learning rates itself) has nothing to check
+    here (an empty list).
     """
-    if spec.task is not None:
+    if not kind_for_spec(spec).compares_scaling:
         return []
     per_arch: dict[str, list[dict[str, Any]]] = {}
     for trial in trials:

@@ -1,99 +1,29 @@
-"""Expanding a sweep spec into trials: architecture x size x token budget x seed.
+"""The language-model ladder's trials: architecture x size x token budget x seed.
 
 Each trial carries its fully resolved configuration (model shape, tokens, steps, learning rate, data,
-schedule, DeepSpeed settings); its id is a hash of that configuration, so the same trial submitted
+schedule, DeepSpeed settings), a typed :class:`orchestrator.trial.TrialConfig` built by
+``orchestrator.trial.build``; its id is a hash of that configuration, so the same trial submitted
 twice (even from another sweep) is stored, and run, once. How a trial is *executed* (workers, micro
-batch) is kept out of the hash: it must not change the result.
+batch) is kept out of the hash: it must not change the result. ``orchestrator.kinds`` picks this
+planner for a sweep without a ``task:`` block.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from orchestrator.spec import SweepSpec
+from orchestrator.trial import TUNED, BranchPart, LadderPart, PlanError, PlannedTrial
+from orchestrator.trial.build import planned_trial, training_part
 
 # Rough effective throughputs for `ceiling plan`'s time estimate (small models are far from peak).
 CPU_FLOPS_PER_CORE = 3e9
 GPU_FLOPS_PER_DEVICE = 1e14
 MIN_STEPS = 4
 
-
-TUNED = "tuned"  # a trial's lr placeholder until its tuning choice is known (see orchestrator/tuning.py)
-
-
-class PlanError(ValueError):
-    """A spec that validates but cannot be turned into trials (e.g. a budget below one batch)."""
-
-
-@dataclass(frozen=True)
-class PlannedTrial:
-    id: str
-    arch: str
-    label: str
-    size_target: float
-    seed: int
-    tokens: int
-    steps: int
-    lr: float
-    accounting: dict[str, Any]
-    config: dict[str, Any] = field(repr=False)
-    role: str = "main"  # main | trunk | branch | tuning (see orchestrator/store/schema.py)
-    parent_id: str | None = None  # a branch's trunk
-
-    @property
-    def tuned(self) -> bool:
-        """Whether the lr comes from tuning (chosen when the trial starts; ``lr`` is the spec's nominal one)."""
-        return self.config["training"]["lr"] == TUNED
-
-    @property
-    def flops_exact(self) -> float:
-        return float(self.accounting["flops_per_token"]) * self.tokens
-
-    @property
-    def flops_to_run(self) -> float:
-        """FLOPs this trial itself spends: a branch runs only its cooldown (the trunk ran the prefix)."""
-        branch = self.config.get("branch")
-        if not branch:
-            return self.flops_exact
-        return self.flops_exact * (self.steps - branch["start_step"]) / self.steps
-
-    @property
-    def flops_6nd(self) -> float:
-        return 6.0 * self.accounting["non_embedding_params"] * self.tokens
-
-    def row(self) -> dict[str, Any]:
-        """Column values for the store's ``trials`` table."""
-        acc = self.accounting
-        return {
-            "id": self.id,
-            "arch": self.arch,
-            "label": self.label,
-            "size_target": self.size_target,
-            "params_total": acc["total_params"],
-            "params_embedding": acc["embedding_params"],
-            "params_non_embedding": acc["non_embedding_params"],
-            "state_size": acc["state_size"],
-            "seq_len": acc["seq_len"],
-            "tokens": self.tokens,
-            "steps_total": self.steps,
-            "flops_6nd": self.flops_6nd,
-            "flops_exact": self.flops_exact,
-            "seed": self.seed,
-            "lr": self.lr,
-            "config": self.config,
-            "role": self.role,
-            "parent_id": self.parent_id,
-        }
-
-
-def trial_id(config: dict[str, Any]) -> str:
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+__all__ = ["TUNED", "PlanError", "PlannedTrial", "plan_ladder", "resolve_lr"]
 
 
 def resolve_lr(spec: SweepSpec, non_embedding_params: float) -> float:
@@ -114,18 +44,10 @@ def _size_points(spec: SweepSpec) -> list[tuple[float, float | None]]:
     return [(float(size), budget) for budget in spec.budgets.isoflop.budgets for size in points]
 
 
-def plan_trials(spec: SweepSpec, vocab_size: int) -> list[PlannedTrial]:
-    """All trials of a sweep, in a stable order (architecture, size, budget, seed).
-
-    A recall study (``spec.task``) plans architecture x width x lr x seed instead, with the task's
-    vocabulary (``vocab_size``, the corpus's, is then unused): see ``orchestrator.recall.planning``.
-    """
+def plan_ladder(spec: SweepSpec, vocab_size: int) -> list[PlannedTrial]:
+    """All trials of a language-model ladder, in a stable order (architecture, size, budget, seed)."""
     import models
 
-    if spec.task is not None:
-        from orchestrator.recall.planning import plan_recall_trials
-
-        return plan_recall_trials(spec)
     tokens_per_step = spec.training.batch_tokens
     trials: list[PlannedTrial] = []
     for arch_index, arch in enumerate(spec.architectures):
@@ -148,7 +70,7 @@ def plan_trials(spec: SweepSpec, vocab_size: int) -> list[PlannedTrial]:
             for budget_index, wanted_tokens in enumerate(budgets):
                 where = "budgets.isoflop" if compute is not None else f"budgets.{kind}[{budget_index}]"
                 budget_steps.append(_steps(wanted_tokens, tokens_per_step, where, arch.display_name, size))
-            point = (spec, arch.name, arch.display_name, arch.overrides, size, acc)
+            point = (spec, arch, acc, size)  # what every trial at this (architecture, size) shares
             if spec.tuning is not None and size in tuned_sizes(spec):
                 trials += _tuning_trials(point, tokens_per_step)
             lr: float | str | None = TUNED if spec.tuning is not None else None
@@ -198,7 +120,7 @@ def tuned_sizes(spec: SweepSpec) -> list[float]:
 
 def _tuning_trials(point: tuple, tokens_per_step: int) -> list[PlannedTrial]:
     """One short run per candidate (lr x beta2) at the first seed; role ``tuning``, never a law point."""
-    spec, label, size = point[0], point[2], point[4]
+    spec, label, size = point[0], point[1].display_name, point[3]
     tuning = spec.tuning
     steps = _steps(tuning.tokens, tokens_per_step, "tuning.tokens", label, size)
     return [
@@ -238,15 +160,16 @@ def _branched(
             role="trunk",
             warmup=warmup,
             cooldown=0,
-            extra={"branch_starts": starts},
+            branch_starts=starts,
         )
         out.append(trunk)
         all_starts = [steps - cooldown for steps, cooldown in zip(budget_steps, cooldowns, strict=True)]
         for steps, cooldown in zip(budget_steps, cooldowns, strict=True):
-            branch = {"parent": trunk.id, "start_step": steps - cooldown}
-            if all_starts.count(steps - cooldown) == 1:
-                # The only branch from this checkpoint deletes it once done (a trunk keeps one per budget).
-                branch["release_checkpoint"] = True
+            # The only branch from its checkpoint deletes it once done (a trunk keeps one per budget).
+            alone = all_starts.count(steps - cooldown) == 1
+            branch = BranchPart(
+                parent=trunk.id, start_step=steps - cooldown, release_checkpoint=alone or None
+            )
             out.append(
                 _resolve(
                     *point,
@@ -257,8 +180,7 @@ def _branched(
                     role="branch",
                     warmup=warmup,
                     cooldown=cooldown,
-                    extra={"branch": branch},
-                    parent_id=trunk.id,
+                    branch=branch,
                 )
             )
     return out
@@ -286,11 +208,9 @@ def flops_saved(trials: list[PlannedTrial]) -> dict[str, float] | None:
 
 def _resolve(
     spec: SweepSpec,
-    arch: str,
-    label: str,
-    overrides: dict,
-    size: float,
+    arch: Any,
     acc: dict,
+    size: float,
     steps: int,
     seed: int,
     compute: float | None,
@@ -300,63 +220,41 @@ def _resolve(
     beta2: float | None = None,
     warmup: int | None = None,
     cooldown: int | None = None,
-    extra: dict[str, Any] | None = None,
-    parent_id: str | None = None,
+    branch: BranchPart | None = None,
+    branch_starts: list[int] | None = None,
 ) -> PlannedTrial:
-    """One trial's resolved config. ``lr``: a value, ``TUNED`` (hash the tuning spec instead of the
-    value, chosen later), or None (the spec's lr). Non-main roles put ``role`` in the config, so a main
-    trial's id is unchanged by this feature."""
+    """One trial. ``lr``: a value, ``TUNED`` (hash the tuning spec instead of the value, chosen later),
+    or None (the spec's lr). Non-main roles are written in the config, so a main trial's id is
+    unchanged by roles."""
     training = spec.training
     nominal = resolve_lr(spec, acc["non_embedding_params"])
-    lr = nominal if lr is None else lr
-    tokens = steps * training.batch_tokens
     if warmup is None:
         warmup = round(training.warmup_frac * steps)
     if cooldown is None:
         cooldown = round(training.cooldown_frac * steps) if training.schedule == "wsd" else 0
-    config = {
-        "arch": arch,
-        "label": label,
-        "model": acc["config"],
-        "overrides": overrides,
-        "size_target": size,
-        "isoflop_budget": compute,
-        "seed": seed,
-        "tokens": tokens,
-        "steps": steps,
-        "data": spec.data.model_dump(mode="json"),
-        "training": {
-            **training.model_dump(mode="json", exclude={"lr", "micro_batch_size", "max_loss"}),
-            "lr": lr,
-            "sequences_per_step": training.batch_tokens // spec.data.seq_len,
-            "warmup_steps": warmup,
-            "cooldown_steps": cooldown,
-            "checkpoint_interval": training.checkpoint_interval or training.eval_interval,
-        },
-        "deepspeed": spec.deepspeed.model_dump(mode="json"),
-    }
-    # Only what changes the computation goes in: a branched trial's config says its schedule and start.
-    config["training"].pop("branches", None)
-    if beta2 is not None:
-        config["training"]["beta2"] = beta2
-    if lr == TUNED:
-        config["tuning"] = spec.tuning.model_dump(mode="json")
-    if role != "main":
-        config["role"] = role
-    config.update(extra or {})
-    return PlannedTrial(
-        id=trial_id(config),
+    return planned_trial(
+        spec,
         arch=arch,
-        label=label,
-        size_target=size,
-        seed=seed,
-        tokens=tokens,
-        steps=steps,
-        lr=nominal if lr == TUNED else float(lr),
         accounting=acc,
-        config=config,
+        size_target=size,
+        task=LadderPart(isoflop_budget=compute),
+        training=training_part(
+            spec,
+            lr=nominal if lr is None else lr,
+            sequences_per_step=training.batch_tokens // spec.data.seq_len,
+            warmup_steps=warmup,
+            cooldown_steps=cooldown,
+            batch_in_tokens=True,
+            beta2=beta2,
+        ),
+        seed=seed,
+        steps=steps,
+        tokens=steps * training.batch_tokens,
+        nominal_lr=nominal,
+        with_data=True,
         role=role,
-        parent_id=parent_id,
+        branch=branch,
+        branch_starts=branch_starts,
     )
 
 

@@ -19,9 +19,10 @@ FINISHED = ("done", "diverged", "failed")
 def candidate(trial: Any) -> dict[str, Any]:
     """A tuning trial as a candidate: ``{lr, loss, trial_id, status, beta2?}`` (loss inf unless done)."""
     loss = trial.final_val_loss if trial.status == "done" and trial.final_val_loss is not None else math.inf
-    out = {"lr": float(trial.config["training"]["lr"]), "loss": loss, "trial_id": trial.id, "status": trial.status}
-    if trial.config.get("training", {}).get("beta2") is not None:
-        out["beta2"] = float(trial.config["training"]["beta2"])
+    training = trial.trial_config.training
+    out = {"lr": float(training.lr), "loss": loss, "trial_id": trial.id, "status": trial.status}
+    if training.beta2 is not None:
+        out["beta2"] = float(training.beta2)
     return out
 
 

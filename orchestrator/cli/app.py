@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from orchestrator.cli import dashboard, law_commands, report, sweeps
-from orchestrator.recall import cli as recall_cli
+from orchestrator.cli import recall as recall_cli
 
 app = typer.Typer(
     name="ceiling",

@@ -51,8 +51,8 @@ class BadInput(Exception):
 
 def bad_input_types() -> tuple[type[BaseException], ...]:
     from orchestrator.data.corpus import CorpusError
-    from orchestrator.planning import PlanError
     from orchestrator.spec import SpecError
+    from orchestrator.trial import PlanError
 
     types: list[type[BaseException]] = [BadInput, SpecError, PlanError, CorpusError]
     try:

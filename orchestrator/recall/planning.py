@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.recall.generators import CopySetting, MqarSetting
+from orchestrator.trial import PlanError, PlannedTrial, RecallPart, RecallTaskSettings, TrialConfig, freeze
+from orchestrator.trial.build import planned_trial, training_part
 
 MAX_MICRO_BATCH_TOKENS = 8192
 
@@ -20,8 +22,13 @@ def nominal_size(n_layers: int, width: int) -> int:
     return 12 * n_layers * width * width
 
 
+def settings_of(config: TrialConfig) -> tuple[list[Any], list[Any]]:
+    """(train settings, test settings) of a recall trial."""
+    return settings_from_config(config.task.task.to_dict())
+
+
 def settings_from_config(task: dict[str, Any]) -> tuple[list[Any], list[Any]]:
-    """(train settings, test settings) of a trial's ``config["task"]``."""
+    """(train settings, test settings) of a recall task in its stored form (a config's ``task``)."""
 
     def build(entries: list[dict[str, Any]]) -> list[Any]:
         if task["name"] == "mqar":
@@ -37,16 +44,16 @@ def train_setting_index(step: int, count: int) -> int:
     return step % count
 
 
-def plan_recall_trials(spec: Any) -> list[Any]:
-    """All trials of a recall study, ordered (architecture, width, lr, seed)."""
+def plan_recall_trials(spec: Any, vocab_size: int = 0) -> list[PlannedTrial]:
+    """All trials of a recall study, ordered (architecture, width, lr, seed). ``vocab_size`` (the
+    corpus's) is unused: the task has its own vocabulary."""
     import torch
 
     import models
-    from orchestrator.planning import PlanError, PlannedTrial, trial_id
 
     task = spec.task
     training = spec.training
-    vocab_size = task.vocab()
+    vocab = task.vocab()
     train_settings, test_settings = task.train_settings(), task.test_settings()
     max_len = task.max_input_len()
     tokens = sum(
@@ -57,6 +64,7 @@ def plan_recall_trials(spec: Any) -> list[Any]:
     cooldown = round(training.cooldown_frac * task.steps) if training.schedule == "wsd" else 0
     task_config = task.model_dump(mode="json", exclude={"widths", "lrs"})
     task_config["test"] = task_config["test"] or task_config["train"]
+    settings = RecallTaskSettings.from_dict(task_config)
     hardest = task.hardest().name
     trials: list[PlannedTrial] = []
     for arch_index, arch in enumerate(spec.architectures):
@@ -66,7 +74,7 @@ def plan_recall_trials(spec: Any) -> list[Any]:
                 acc = models.describe(
                     arch.name,
                     size=nominal_size(shape["n_layers"], width),
-                    vocab_size=vocab_size,
+                    vocab_size=vocab,
                     seq_len=max_len,
                     **shape,
                 )
@@ -77,55 +85,41 @@ def plan_recall_trials(spec: Any) -> list[Any]:
                 raise PlanError(
                     f"architectures[{arch_index}] ({arch.name}) at task.widths {width}: {exc}"
                 ) from None
+            part = RecallPart(task=settings, width=width, state_sizes=freeze(state_sizes), hardest=hardest)
             for lr in task.lrs:
                 for seed in spec.seeds:
-                    config = {
-                        "arch": arch.name,
-                        "label": arch.display_name,
-                        "model": acc["config"],
-                        "overrides": arch.overrides,
-                        "size_target": float(acc["non_embedding_params"]),
-                        "seed": seed,
-                        "tokens": tokens,
-                        "steps": task.steps,
-                        "task": task_config,
-                        "recall": {"width": width, "state_sizes": state_sizes, "hardest": hardest},
-                        "training": {
-                            **training.model_dump(
-                                mode="json", exclude={"lr", "micro_batch_size", "max_loss", "batch_tokens"}
-                            ),
-                            "lr": float(lr),
-                            "sequences_per_step": task.batch_size,
-                            "warmup_steps": warmup,
-                            "cooldown_steps": cooldown,
-                            "checkpoint_interval": training.checkpoint_interval or training.eval_interval,
-                        },
-                        "deepspeed": spec.deepspeed.model_dump(mode="json"),
-                    }
                     trials.append(
-                        PlannedTrial(
-                            id=trial_id(config),
-                            arch=arch.name,
-                            label=arch.display_name,
-                            size_target=float(acc["non_embedding_params"]),
-                            seed=seed,
-                            tokens=tokens,
-                            steps=task.steps,
-                            lr=float(lr),
+                        planned_trial(
+                            spec,
+                            arch=arch,
                             accounting=acc,
-                            config=config,
+                            size_target=float(acc["non_embedding_params"]),
+                            task=part,
+                            training=training_part(
+                                spec,
+                                lr=float(lr),
+                                sequences_per_step=task.batch_size,
+                                warmup_steps=warmup,
+                                cooldown_steps=cooldown,
+                                batch_in_tokens=False,
+                            ),
+                            seed=seed,
+                            steps=task.steps,
+                            tokens=tokens,
+                            nominal_lr=float(lr),
+                            with_data=False,
                         )
                     )
     return trials
 
 
-def recall_micro_batch_size(config: dict[str, Any], workers: int, requested: int | None) -> int:
+def recall_micro_batch_size(config: TrialConfig, workers: int, requested: int | None) -> int:
     """Sequences per worker per micro step for a recall trial: the spec's, else the largest divisor of the
     per-worker batch whose longest train sequence fits 8192 tokens."""
-    per_worker = config["training"]["sequences_per_step"] // workers
+    per_worker = config.training.sequences_per_step // workers
     if requested:
         return requested
-    train, _ = settings_from_config(config["task"])
+    train, _ = settings_of(config)
     longest = max(s.input_len for s in train)
     cap = max(1, MAX_MICRO_BATCH_TOKENS // longest)
     return max(d for d in range(1, per_worker + 1) if per_worker % d == 0 and d <= cap)

@@ -1,16 +1,7 @@
-"""What a trial trains on and how it is scored: one object per kind of trial, chosen in one place.
+"""The recall study's training task (see orchestrator/training/task.py for what the loop asks of one).
 
-The training loop (``orchestrator.training.loop``) is the same for every trial; it asks its task for
-
-- ``micro_batches(step, rank, world, micro)``: this worker's ``(inputs[B,T], targets[B,T])`` for an
-  optimizer step (targets hold ``IGNORE_INDEX`` where nothing is scored), a function of (seed, step);
-- ``evaluate(engine, ...)``: the metrics of a periodic evaluation;
-- ``final_evaluate(engine, ...)``: extra metrics measured once, at the end;
-- ``tokens_seen(step)`` and ``flops_seq_len`` for accounting.
-
-``LmTask``: windows of the tokenized corpus; validation loss / bits per byte; at the end the in-context
-copy score. ``RecallTask``: a synthetic recall task (MQAR or copy) generated from the seed; accuracy and
-loss at the scored positions of fixed test sets.
+``RecallTask``: a synthetic recall task (MQAR or copy) generated from the trial's seed; accuracy and
+loss at the scored positions of fixed test sets, the same for every trial, seed and architecture.
 """
 
 from __future__ import annotations
@@ -21,89 +12,40 @@ import numpy as np
 import torch
 
 from orchestrator.recall.generators import IGNORE_INDEX, copy_strings, mqar
-from orchestrator.recall.planning import settings_from_config, train_setting_index
+from orchestrator.recall.planning import settings_of, train_setting_index
+from orchestrator.trial import RecallTaskSettings, TrialConfig
 
 TRAIN_STREAM, TEST_STREAM = 1, 2  # rng stream tags: train data depends on the trial seed, test data never
 
 
-def make_task(config: dict[str, Any], data: Any) -> LmTask | RecallTask:
-    """The task object of a trial config: a recall study's configs carry ``task``, LM configs do not."""
-    if config.get("task"):
-        return RecallTask(config)
-    return LmTask(config, data)
-
-
-class LmTask:
-    def __init__(self, config: dict[str, Any], data: Any):
-        from orchestrator.data.batches import TrainBatches, validation_windows
-
-        self.seq_len = config["data"]["seq_len"]
-        self.flops_seq_len = self.seq_len
-        self.sequences_per_step = config["training"]["sequences_per_step"]
-        self.bytes_per_token = data.val_bytes_per_token
-        self.batches = TrainBatches(
-            data.open("train"), self.seq_len, self.sequences_per_step, seed=config["seed"]
-        )
-        self.windows = validation_windows(data.open("val"), self.seq_len, config["data"]["val_tokens"])
-
-    def tokens_seen(self, step: int) -> int:
-        return step * self.sequences_per_step * self.seq_len
-
-    def micro_batches(self, step: int, rank: int, world: int, micro: int):
-        return self.batches.micro_batches(step, rank, world, micro)
-
-    def evaluate(
-        self, engine, *, rank: int, world: int, batch_size: int, device: torch.device
-    ) -> dict[str, float]:
-        from orchestrator.training.evaluation import evaluate
-
-        return evaluate(
-            engine,
-            self.windows,
-            rank=rank,
-            world=world,
-            batch_size=batch_size,
-            bytes_per_token=self.bytes_per_token,
-            device=device,
-            autocast_dtype=None,
-        )
-
-    def final_evaluate(
-        self, engine, *, rank: int, world: int, batch_size: int, device: torch.device
-    ) -> dict[str, float]:
-        from orchestrator.training.evaluation import copy_score
-
-        return copy_score(engine, self.windows, rank=rank, world=world, batch_size=batch_size, device=device)
-
-
-def generate(task: dict[str, Any], setting: Any, rng: np.random.Generator, examples: int):
-    """``examples`` sequences of one setting of a trial's ``config["task"]``."""
-    if task["name"] == "mqar":
+def generate(task: RecallTaskSettings, setting: Any, rng: np.random.Generator, examples: int):
+    """``examples`` sequences of one setting of a recall task."""
+    if task.name == "mqar":
         return mqar(
             rng,
             examples,
-            vocab_size=task["vocab_size"],
+            vocab_size=task.vocab_size,
             seq_len=setting.seq_len,
             kv_pairs=setting.kv_pairs,
-            power_a=task["power_a"],
-            random_fillers=task["random_fillers"],
+            power_a=task.power_a,
+            random_fillers=task.random_fillers,
         )
-    return copy_strings(rng, examples, alphabet=task["alphabet"], length=setting.length)
+    return copy_strings(rng, examples, alphabet=task.alphabet, length=setting.length)
 
 
-def test_set(task: dict[str, Any], setting: Any) -> tuple[np.ndarray, np.ndarray]:
+def test_set(task: RecallTaskSettings, setting: Any) -> tuple[np.ndarray, np.ndarray]:
     """The fixed test sequences of a setting: the same for every trial, seed and architecture."""
-    key = (setting.seq_len, setting.kv_pairs) if task["name"] == "mqar" else (setting.length,)
+    key = (setting.seq_len, setting.kv_pairs) if task.name == "mqar" else (setting.length,)
     rng = np.random.default_rng([TEST_STREAM, *key])
-    return generate(task, setting, rng, task["test_examples"])
+    return generate(task, setting, rng, task.test_examples)
 
 
 class RecallTask:
-    def __init__(self, config: dict[str, Any]):
-        self.task = config["task"]
-        self.seed = config["seed"]
-        self.sequences_per_step = config["training"]["sequences_per_step"]
-        self.train, self.test = settings_from_config(self.task)
+    def __init__(self, config: TrialConfig):
+        self.task: RecallTaskSettings = config.task.task
+        self.seed = config.seed
+        self.sequences_per_step = config.training.sequences_per_step
+        self.train, self.test = settings_of(config)
         self.flops_seq_len = max(s.input_len for s in self.train)
         self._pools: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._tests = [test_set(self.task, s) for s in self.test]
@@ -117,14 +59,14 @@ class RecallTask:
     def _pool(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         if index not in self._pools:
             rng = np.random.default_rng([self.seed, TRAIN_STREAM, index])
-            inputs, targets = generate(self.task, self.train[index], rng, self.task["train_examples"])
+            inputs, targets = generate(self.task, self.train[index], rng, self.task.train_examples)
             self._pools[index] = (inputs.astype(np.int32), targets.astype(np.int32))
         return self._pools[index]
 
     def step_batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         """The whole global batch of optimizer step ``step`` (every worker computes the same one)."""
         index = train_setting_index(step, len(self.train))
-        if self.task.get("train_examples"):
+        if self.task.train_examples:
             inputs, targets = self._pool(index)
             rows = np.random.default_rng([self.seed, TRAIN_STREAM, index, step]).integers(
                 0, len(inputs), size=self.sequences_per_step
@@ -150,7 +92,7 @@ class RecallTask:
             engine,
             self.test,
             self._tests,
-            exact=self.task["name"] == "copy",
+            exact=self.task.name == "copy",
             rank=rank,
             world=world,
             batch_size=batch_size,
@@ -161,4 +103,4 @@ class RecallTask:
         return {}
 
 
-__all__ = ["IGNORE_INDEX", "LmTask", "RecallTask", "make_task"]
+__all__ = ["IGNORE_INDEX", "RecallTask", "generate", "test_set"]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.planning import TUNED
 from orchestrator.store import Store
 from orchestrator.tuning import FINISHED, candidate, choose_best, fit_lr_rule, json_safe, rule_lr
 from orchestrator.units import format_count
@@ -47,7 +46,7 @@ class Dependencies:
                 return "blocked", f"its trunk {parent.id[:8]} {parent.status}; `ceiling resume` retries it"
             if parent.status != "done":
                 return "wait", f"trunk {parent.id[:8]} not done"
-        if trial.config.get("training", {}).get("lr") != TUNED:
+        if not trial.trial_config.training.tuned:
             return "ready", {}
         choice = self._choice(trial, by_id)
         if isinstance(choice, tuple):

@@ -10,11 +10,13 @@ import ray
 from rich.console import Console
 from rich.live import Live
 
+from orchestrator.kinds import kind_of
 from orchestrator.progress import progress_table
 from orchestrator.provenance import code_version
 from orchestrator.scheduling.groups import WorkerGroup
 from orchestrator.store import StaleAttempt
 from orchestrator.store.schema import FINAL_STATUSES
+from orchestrator.trial import TrialConfig
 
 
 class Dispatcher:
@@ -53,35 +55,23 @@ class Dispatcher:
             strategy=res.placement.upper(),
         )
 
-    def _payload(self, trial, attempt: int, mlflow_run_id: str | None, scheduled_at: float) -> dict[str, Any]:
+    def _payload(
+        self, trial_id: str, config: TrialConfig, attempt: int, mlflow_run_id: str | None, scheduled_at: float
+    ) -> dict[str, Any]:
         return {
-            "trial_id": trial.id,
+            "trial_id": trial_id,
             "attempt": attempt,
-            "config": trial.config,
+            "config": config.to_dict(),
             "data": self.context.data.to_dict(),
             "store_url": self.store.url,
             "checkpoint_root": self.checkpoint_root,
             "workdir": str(self.context.workdir),
-            "micro_batch_size": self._micro_batch_size(trial.config),
+            "micro_batch_size": kind_of(config).micro_batch_size(config, self.spec, self.micro_batch_size),
             "tracking_uri": self.tracking.uri if self.tracking else None,
             "mlflow_run_id": mlflow_run_id,
             "max_loss": self.max_loss,
             "scheduled_at": scheduled_at,
         }
-
-    def _micro_batch_size(self, config: dict[str, Any]) -> int:
-        if config.get("task"):  # a recall trial: its batch is task.batch_size sequences of the task's lengths
-            from orchestrator.recall.planning import recall_micro_batch_size
-
-            return recall_micro_batch_size(
-                config, self.spec.resources.workers_per_trial, self.spec.training.micro_batch_size
-            )
-        return self.micro_batch_size
-
-    def _data_fingerprint(self, config: dict[str, Any]) -> str:
-        if config.get("task"):  # generated from the seed: the task's name stands for the corpus
-            return f"synthetic:{config['task']['name']}"
-        return self.context.data.fingerprint
 
     def _start(self, group: WorkerGroup, trial_id: str, overrides: dict[str, Any] | None = None) -> None:
         scheduled_at = time.time()
@@ -89,7 +79,9 @@ class Dispatcher:
         if overrides:  # a tuned trial: run with the chosen lr (and beta2), and say so on its row
             self.store.set_trial_lr(trial_id, overrides["lr"], overrides.get("beta2"))
             trial = self.store.get_trial(trial_id)
-            trial.config = {**trial.config, "training": {**trial.config["training"], **overrides}}
+        config = trial.trial_config
+        if overrides:
+            config = config.with_training(**overrides)
         attempt = self.store.claim(trial_id, unless_final=True)
         if attempt is None:  # another run of a sweep sharing this trial finished it meanwhile
             self.console.print(f"trial {trial.label}: already {self.store.get_trial(trial_id).status}, skipped")
@@ -100,7 +92,7 @@ class Dispatcher:
             run_id = self.tracking.child_run(
                 trial.id,
                 trial.label,
-                trial.config,
+                config.to_dict(),
                 trial.mlflow_run_id,
                 {"ceiling.code_version": code_version()},
             )
@@ -108,11 +100,11 @@ class Dispatcher:
             trial_id,
             attempt,
             mlflow_run_id=run_id,
-            corpus_fingerprint=self._data_fingerprint(trial.config),
+            corpus_fingerprint=kind_of(config).data_fingerprint(config, self.context.data),
             code_version=code_version(),
             library_versions=self.versions,
         )
-        group.start(trial_id, self._payload(trial, attempt, run_id, scheduled_at))
+        group.start(trial_id, self._payload(trial_id, config, attempt, run_id, scheduled_at))
 
     def _settle(self, group: WorkerGroup, queue: deque[str], failed: ray.ObjectRef | None = None) -> None:
         trial_id, attempt = group.trial_id, self.attempt_of[group.trial_id]

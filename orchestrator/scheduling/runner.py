@@ -18,11 +18,12 @@ from typing import Any
 from rich.console import Console
 
 from orchestrator.data import PreparedData, prepare_data
+from orchestrator.kinds import plan_trials
 from orchestrator.library_logs import library_logs_to
-from orchestrator.planning import PlannedTrial, plan_trials
 from orchestrator.provenance import code_version, library_versions
 from orchestrator.spec import SweepSpec, spec_to_dict
 from orchestrator.store import Store, redact
+from orchestrator.trial import PlannedTrial
 
 MAX_MICRO_BATCH_TOKENS = 8192
 TO_RUN = ("pending", "running", "failed")

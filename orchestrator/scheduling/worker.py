@@ -50,10 +50,17 @@ class TrialWorker:
         return socket.gethostname()
 
     def run(self, payload: dict[str, Any]) -> dict[str, Any]:
+        from orchestrator.kinds import kind_of
         from orchestrator.training.loop import TrialPayload, train_trial
+        from orchestrator.trial import TrialConfig
 
+        # The trial's kind of study says what it trains on and how it is scored.
+        kind = kind_of(TrialConfig.from_dict(payload["config"]))
         return train_trial(
-            TrialPayload(**{**payload, "use_cuda": self.use_cuda}), rank=self.rank, world=self.world
+            TrialPayload(**{**payload, "use_cuda": self.use_cuda}),
+            rank=self.rank,
+            world=self.world,
+            make_task=kind.make_task,
         )
 
     def pid(self) -> int:

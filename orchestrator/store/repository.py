@@ -256,8 +256,8 @@ class Store:
         def op(session: Session) -> None:
             trial = session.get(Trial, trial_id)
             trial.lr = lr
-            if beta2 is not None:
-                trial.config = {**trial.config, "training": {**trial.config["training"], "beta2_chosen": beta2}}
+            if beta2 is not None:  # a record beside the config's beta2, which the trial id hashes
+                trial.config = trial.trial_config.with_training(beta2_chosen=beta2).to_dict()
 
         self._write(op)
 

@@ -23,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from orchestrator.trial import TrialConfig
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -98,6 +100,11 @@ class Trial(Base):
     corpus_fingerprint: Mapped[str | None] = mapped_column(String(64))
     code_version: Mapped[str | None] = mapped_column(String(64))
     library_versions: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    @property
+    def trial_config(self) -> TrialConfig:
+        """``config`` typed: read its attributes, not its keys (``config`` is the stored JSON form)."""
+        return TrialConfig.from_dict(self.config)
 
 
 class SweepTrial(Base):

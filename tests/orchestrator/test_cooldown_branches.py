@@ -33,7 +33,8 @@ def _spec(name: str, tokens: list[int], **training) -> dict:
 
 
 def test_plan_has_one_trunk_per_size_and_seed_and_a_branch_per_budget():
-    from orchestrator.planning import flops_saved, plan_trials
+    from orchestrator.kinds import plan_trials
+    from orchestrator.planning import flops_saved
     from orchestrator.spec import parse_spec
 
     spec = parse_spec({**_spec("plan", [32768, 65536], branches=True, warmup_frac=0.125), "seeds": 2})
@@ -42,14 +43,14 @@ def test_plan_has_one_trunk_per_size_and_seed_and_a_branch_per_budget():
     branches = [t for t in trials if t.role == "branch"]
     assert [t.role for t in trials[:2]] == ["trunk", "trunk"] and len(branches) == 4
     for trunk in trunks:
-        assert trunk.steps == 24 and trunk.config["branch_starts"] == [12, 24]
-        assert trunk.config["training"]["cooldown_steps"] == 0  # constant after warmup
+        assert trunk.steps == 24 and trunk.config.branch_starts == (12, 24)
+        assert trunk.config.training.cooldown_steps == 0  # constant after warmup
         mine = [b for b in branches if b.parent_id == trunk.id]
         assert {b.seed for b in mine} == {trunk.seed} and [b.steps for b in mine] == [16, 32]
-        assert [b.config["branch"]["start_step"] for b in mine] == [12, 24]
-        assert all(b.config["branch"]["release_checkpoint"] for b in mine)  # one branch per start
+        assert [b.config.branch.start_step for b in mine] == [12, 24]
+        assert all(b.config.branch.release_checkpoint for b in mine)  # one branch per start
         # The same warmup for the trunk and every branch: warmup_frac of the smallest budget.
-        assert {t.config["training"]["warmup_steps"] for t in [trunk, *mine]} == {2}
+        assert {t.config.training.warmup_steps for t in [trunk, *mine]} == {2}
     saved = flops_saved(trials)
     # Independent: 16 + 32 steps per seed; branched: a 24-step trunk + 4 + 8 cooldown steps.
     assert saved["ratio"] == pytest.approx(48 / 36)
@@ -101,13 +102,13 @@ def test_branch_matches_an_independent_run_of_the_same_budget(ray_runtime, tmp_p
     for branch in branches:
         assert branch.parent_id == trunk.id and branch.tokens_seen == branch.tokens
         # It resumed from the trunk's checkpoint at its start step, and counts the whole budget.
-        assert branch.final_metrics["resumed_from_step"] == branch.config["branch"]["start_step"]
+        assert branch.final_metrics["resumed_from_step"] == branch.trial_config.branch.start_step
 
     # Independent 32-step WSD run with the same schedule shape: 2 warmup steps (6.25% of 32), 8 cooldown.
     independent = _sweep(tmp_path, workdir, "independent", [65536], warmup_frac=0.0625)
     assert independent["status"] == {"done": 1}
     (alone,) = store.trials("independent")
-    assert alone.config["training"]["warmup_steps"] == 2 and alone.config["training"]["cooldown_steps"] == 8
+    assert alone.trial_config.training.warmup_steps == 2 and alone.trial_config.training.cooldown_steps == 8
     long_branch = branches[1]
     assert long_branch.final_val_loss == pytest.approx(alone.final_val_loss, rel=1e-3)
     # Its own tokens and FLOPs count the trunk prefix it used: the same as the independent run's.
@@ -205,5 +206,5 @@ def test_killed_trunk_and_branch_resume_from_their_checkpoints(ray_runtime, tmp_
     reference, _ = _context(tmp_path / "reference", "reference", [160 * 2048], warmup_frac=5 / 160)
     run_sweep(reference, address=None, console=console)
     (alone,) = reference.store.trials("reference")
-    assert alone.config["training"]["warmup_steps"] == trunk.config["training"]["warmup_steps"] == 5
+    assert alone.trial_config.training.warmup_steps == trunk.trial_config.training.warmup_steps == 5
     assert long_branch.final_val_loss == pytest.approx(alone.final_val_loss, rel=1e-3)

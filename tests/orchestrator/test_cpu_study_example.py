@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import models
 from orchestrator.data.tokenizer import BYTE_VOCAB
+from orchestrator.kinds import plan_trials
 from orchestrator.matching import check_matched
-from orchestrator.planning import flops_saved, makespan_seconds, plan_trials
+from orchestrator.planning import flops_saved, makespan_seconds
 from orchestrator.spec import load_spec
 from tests.conftest import EXAMPLES
 

@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 
 from orchestrator import matching
 from orchestrator.cli import app
+from orchestrator.kinds import plan_trials
 from orchestrator.matching import check_matched
-from orchestrator.planning import PlannedTrial, plan_trials
 from orchestrator.spec import parse_spec
+from orchestrator.trial import PlannedTrial
 
 SPEC = {
     "name": "matched",

@@ -42,7 +42,7 @@ def test_zero2_and_zero3_sweeps_spread_over_two_nodes_at_once(postgres_url: str,
     assert sorted(placed) == sorted(cluster.node_ids * 2)
     for name, stage in (("mn-zero2", 2), ("mn-zero3", 3)):
         (trial,) = assert_each_done_once(postgres_url, name, trials=1, evals_per_trial=3)  # steps 0, 8, 16
-        assert trial.config["deepspeed"]["zero_stage"] == stage
+        assert trial.trial_config.deepspeed.zero_stage == stage
         assert sorted(trial.final_metrics["nodes"]) == sorted(n[:12] for n in cluster.node_ids)
         assert trial.final_val_loss < 5.0  # ln(256) = 5.55 at the start: it trained
     print(f"multinode: two concurrent sweeps on 2 nodes in {elapsed:.0f} s")

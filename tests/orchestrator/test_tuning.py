@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
-from orchestrator.planning import TUNED, plan_trials
+from orchestrator.kinds import plan_trials
+from orchestrator.planning import TUNED
 from orchestrator.scheduling.dependencies import Dependencies
 from orchestrator.spec import SpecError, parse_spec
 from orchestrator.store import Store
@@ -31,6 +35,18 @@ SPEC = {
 }
 
 
+@cache
+def _main_trial_config():
+    return next(t.config for t in plan_trials(parse_spec(SPEC), 256) if t.role == "main")
+
+
+def _config(lr: float | str, role: str = "main", beta2: float | None = None) -> dict[str, Any]:
+    """A real stored-form config (the store's rows are parsed typed) with this lr, role and beta2."""
+    config = _main_trial_config()
+    tuned = config.with_training(lr=lr, **({"beta2": beta2} if beta2 is not None else {}))
+    return replace(tuned, role=role, tuning=config.tuning if lr == TUNED else None).to_dict()
+
+
 def test_plan_puts_tuning_first_and_hashes_the_tuning_spec_not_an_lr():
     spec = parse_spec(SPEC)
     trials = plan_trials(spec, 256)
@@ -38,7 +54,7 @@ def test_plan_puts_tuning_first_and_hashes_the_tuning_spec_not_an_lr():
     assert roles == ["tuning"] * 4 + ["main"] * 3  # 2 lrs x the 2 smallest sizes, then the ladder
     assert sorted({t.size_target for t in trials if t.role == "tuning"}) == [20e3, 40e3]
     main = [t for t in trials if t.role == "main"]
-    assert all(t.tuned and t.config["training"]["lr"] == TUNED and t.config["tuning"] for t in main)
+    assert all(t.tuned and t.config.training.lr == TUNED and t.config.tuning for t in main)
     # A different candidate list is a different study: the main trials' ids change with it.
     other = parse_spec({**SPEC, "tuning": {**SPEC["tuning"], "lrs": [1e-3, 3e-3]}})
     assert {t.id for t in plan_trials(other, 256) if t.role == "main"}.isdisjoint(t.id for t in main)
@@ -82,13 +98,13 @@ def _store_with_tuning(tmp_path: Path, losses: dict[tuple[float, float], float |
         rows.append(
             make_trial(
                 f"t{int(size)}-{lr}", size_target=size, params_non_embedding=int(size), role="tuning",
-                config={"training": {"lr": lr}, "role": "tuning"},
+                config=_config(lr, "tuning"),
                 **({"status": "done", "final_val_loss": loss} if loss is not None else {"status": "diverged"}),
             )
         )
     for size in (20e3, 40e3, 80e3):
         rows.append(make_trial(f"m{int(size)}", size_target=size, params_non_embedding=int(size),
-                               config={"training": {"lr": TUNED}}))
+                               config=_config(TUNED)))
     store.add_trials("tuned", rows)
     return store, {t.id: t for t in store.trials("tuned")}
 
@@ -97,8 +113,9 @@ def test_search_choice_and_rule_extrapolation_are_stored(tmp_path: Path):
     losses = {(20e3, 1e-3): 3.0, (20e3, 1e-2): 2.0, (40e3, 1e-3): 2.5, (40e3, 1e-2): None, (40e3, 1e-4): 2.6}
     store, by_id = _store_with_tuning(tmp_path, losses)
     deps = Dependencies(store, "tuned")
-    assert deps.check(by_id["m20000"], by_id) == ("ready", {"lr": 1e-2})
-    assert deps.check(by_id["m40000"], by_id) == ("ready", {"lr": 1e-3})  # 1e-2 diverged: worst
+    # every config has a beta2 (the spec's, 0.95 here): the choice carries it
+    assert deps.check(by_id["m20000"], by_id) == ("ready", {"lr": 1e-2, "beta2": 0.95})
+    assert deps.check(by_id["m40000"], by_id) == ("ready", {"lr": 1e-3, "beta2": 0.95})  # 1e-2 diverged: worst
     state, overrides = deps.check(by_id["m80000"], by_id)
     # lr = A * N^b through (20k, 1e-2) and (40k, 1e-3): b = log(0.1)/log(2), so at 80k lr = 1e-4.
     assert state == "ready" and overrides["lr"] == pytest.approx(1e-4)
@@ -117,7 +134,7 @@ def test_an_extrapolated_lr_stays_inside_the_searched_grid(tmp_path: Path):
     losses = {(20e3, 1e-3): 3.0, (20e3, 1e-2): 2.0, (40e3, 1e-3): 2.5, (40e3, 1e-2): 2.9}
     store, by_id = _store_with_tuning(tmp_path, losses)
     # The fitted slope says 1e-4 at 80k, below every candidate: the grid's smallest lr is used.
-    assert Dependencies(store, "tuned").check(by_id["m80000"], by_id) == ("ready", {"lr": 1e-3})
+    assert Dependencies(store, "tuned").check(by_id["m80000"], by_id) == ("ready", {"lr": 1e-3, "beta2": 0.95})
     (rule,) = [r for r in store.tuning_results("tuned") if r["method"] == "rule"]
     assert rule["details"]["rule"]["clipped_to_grid"]
     assert rule["details"]["rule"]["unclipped_lr"] == pytest.approx(1e-4)
@@ -151,7 +168,7 @@ def test_a_tuned_sweep_runs_tuning_first_and_uses_the_choice(ray_runtime, tmp_pa
         tuning = [t for t in trials if t.role == "tuning" and t.size_target == trial.size_target]
         assert trial.started_at >= max(t.finished_at for t in tuning)  # waited for its tuning trials
         best = min(tuning, key=lambda t: t.final_val_loss)
-        assert choice["lr"] == best.config["training"]["lr"]
+        assert choice["lr"] == best.trial_config.training.lr
     runs = law_runs(store, "tuned")
     assert len(runs) == 2 and sum("tuning" in e["reason"] for e in runs.excluded) == 4
     # Resubmitting runs nothing again.
@@ -163,17 +180,17 @@ def test_beta2_candidates_are_searched_with_the_lr(tmp_path: Path):
     spec = parse_spec({**SPEC, "tuning": {"lrs": [1e-3, 1e-2], "beta2s": [0.95, 0.99], "tokens": 16384}})
     tuning = [t for t in plan_trials(spec, 256) if t.role == "tuning"]
     assert len(tuning) == 3 * 2 * 2  # every size x lr x beta2
-    assert {(t.config["training"]["lr"], t.config["training"]["beta2"]) for t in tuning} == {
+    assert {(t.config.training.lr, t.config.training.beta2) for t in tuning} == {
         (lr, b) for lr in (1e-3, 1e-2) for b in (0.95, 0.99)
     }
     store = Store.open(f"sqlite:///{tmp_path / 'b.db'}")
     store.upsert_sweep("tuned", {}, workdir=None, code_version=None)
     rows = [
         make_trial(f"t{lr}-{b}", role="tuning", status="done", final_val_loss=loss,
-                   config={"training": {"lr": lr, "beta2": b}, "role": "tuning"})
+                   config=_config(lr, "tuning", b))
         for (lr, b), loss in {(1e-3, 0.95): 3.0, (1e-3, 0.99): 2.9, (1e-2, 0.95): 2.5, (1e-2, 0.99): 2.6}.items()
     ]
-    store.add_trials("tuned", [*rows, make_trial("main", config={"training": {"lr": TUNED}})])
+    store.add_trials("tuned", [*rows, make_trial("main", config=_config(TUNED))])
     by_id = {t.id: t for t in store.trials("tuned")}
     assert Dependencies(store, "tuned").check(by_id["main"], by_id) == ("ready", {"lr": 1e-2, "beta2": 0.95})
     (choice,) = store.tuning_results("tuned")

@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from orchestrator.planning import MIN_STEPS, PlanError, plan_trials, resolve_lr, trial_id
+from orchestrator.kinds import plan_trials
+from orchestrator.planning import MIN_STEPS, PlanError, resolve_lr
 from orchestrator.spec import SpecError, parse_spec
+from orchestrator.trial import trial_id
 from orchestrator.units import format_count, parse_count
 
 VOCAB = 257
@@ -195,8 +197,8 @@ def test_ids_change_with_what_changes_the_result(base_trials, change):
 def test_overrides_are_part_of_the_trial(base_trials):
     plain, variant = base_trials[0], base_trials[12]
     assert plain.size_target == variant.size_target and plain.seed == variant.seed
-    assert variant.config["model"]["rope_theta"] == 5e5 and plain.config["model"]["rope_theta"] == 1e4
-    assert variant.config["overrides"] == {"rope_theta": 5e5}
+    assert variant.config.model.shape["rope_theta"] == 5e5 and plain.config.model.shape["rope_theta"] == 1e4
+    assert variant.config.model.overrides == {"rope_theta": 5e5}
     assert plain.id != variant.id
 
 
@@ -205,12 +207,13 @@ def test_tokens_are_whole_steps_of_batch_tokens(base_trials):
         assert trial.tokens == trial.steps * BATCH_TOKENS
         wanted = 64_000 if trial.tokens < 100_000 else 128_000
         assert trial.steps == round(wanted / BATCH_TOKENS)
-        training = trial.config["training"]
-        assert training["sequences_per_step"] == BATCH_TOKENS // 64
-        assert training["warmup_steps"] == round(0.05 * trial.steps)
-        assert training["cooldown_steps"] == round(0.2 * trial.steps)
-        assert training["checkpoint_interval"] == training["eval_interval"] == 50
-        assert trial.config["tokens"] == trial.tokens and trial.config["steps"] == trial.steps
+        training = trial.config.training
+        assert training.sequences_per_step == BATCH_TOKENS // 64
+        assert training.warmup_steps == round(0.05 * trial.steps)
+        assert training.cooldown_steps == round(0.2 * trial.steps)
+        assert training.checkpoint_interval == training.eval_interval == 50
+        stored = trial.row()["config"]
+        assert stored["tokens"] == trial.tokens and stored["steps"] == trial.steps
 
 
 def test_sizes_land_within_ten_percent_and_rows_are_consistent(base_trials):
@@ -235,7 +238,7 @@ def test_tokens_per_param_budgets():
         # Tokens follow the target size, not the realised parameter count (a matched study).
         assert trial.steps == round(ratio * trial.size_target / BATCH_TOKENS)
         assert abs(trial.tokens - ratio * trial.size_target) <= BATCH_TOKENS / 2
-        assert trial.config["isoflop_budget"] is None
+        assert trial.config.task.isoflop_budget is None
 
 
 def test_isoflop_budgets_spend_the_budget():
@@ -251,7 +254,7 @@ def test_isoflop_budgets_spend_the_budget():
     expected_sizes = np.geomspace(20_000, 200_000, 4)
     for index, budget in enumerate(budgets):
         group = trials[index * 4 : (index + 1) * 4]
-        assert [t.config["isoflop_budget"] for t in group] == [budget] * 4
+        assert [t.config.task.isoflop_budget for t in group] == [budget] * 4
         np.testing.assert_allclose([t.size_target for t in group], expected_sizes, rtol=1e-12)
         for trial in group:
             ideal_tokens = budget / (6 * trial.size_target)  # C = 6 N D with N the target size
@@ -292,7 +295,7 @@ def test_lr_rule_is_applied_per_size():
     for trial in (small, large):
         n = trial.accounting["non_embedding_params"]
         assert trial.lr == pytest.approx(0.01 * (n / 50_000) ** -0.5, rel=1e-12)
-        assert trial.config["training"]["lr"] == trial.lr
+        assert trial.config.training.lr == trial.lr
         assert resolve_lr(spec, n) == trial.lr
     assert small.lr > 0.01 > large.lr
     assert small.lr / large.lr == pytest.approx(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
-from orchestrator.planning import plan_trials
+from orchestrator.kinds import plan_trials
 from orchestrator.recall.planning import recall_micro_batch_size
 from orchestrator.recall.tasks import RecallTask
 from orchestrator.spec import SpecError, load_spec, parse_spec
@@ -43,20 +44,20 @@ def test_a_recall_study_plans_arch_x_width_x_lr_x_seed():
     trials = plan_trials(spec, vocab_size=257)  # the corpus vocabulary is not used: the task's is
     assert len(trials) == 2 * 2 * 2 and len({t.id for t in trials}) == 8
     for trial in trials:
-        model = trial.config["model"]
+        model, recall = trial.config.model.shape, trial.config.task
         assert model["vocab_size"] == 64 and model["n_layers"] == 2
-        assert model["d_model"] == trial.config["recall"]["width"] and model["seq_len"] == 128
-        assert trial.config["training"]["sequences_per_step"] == 8 and trial.steps == 10
+        assert model["d_model"] == recall.width and model["seq_len"] == 128
+        assert trial.config.training.sequences_per_step == 8 and trial.steps == 10
         # steps alternate between the train settings: 5 x 8 x 32 + 5 x 8 x 64 tokens
         assert trial.tokens == 5 * 8 * 32 + 5 * 8 * 64
         # the Transformer's state is its KV cache: 2 x layers x length x width at each test length
         width = model["d_model"]
-        assert trial.config["recall"]["state_sizes"] == {
+        assert recall.state_sizes == {
             "T64_kv8": 2 * 2 * 64 * width,
             "T128_kv16": 2 * 2 * 128 * width,
         }
-        assert trial.config["recall"]["hardest"] == "T128_kv16"
-    assert sorted({(t.config["recall"]["width"], t.lr, t.seed) for t in trials}) == sorted(
+        assert recall.hardest == "T128_kv16"
+    assert sorted({(t.config.task.width, t.lr, t.seed) for t in trials}) == sorted(
         (w, lr, s) for w in (32, 64) for lr in (1e-3, 3e-3) for s in (0, 1)
     )
 
@@ -129,7 +130,7 @@ def test_recall_batches_are_a_function_of_seed_and_step_and_split_across_workers
     a, b = task.step_batch(3), RecallTask(trial.config).step_batch(3)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     assert a[0].shape == (8, 64) and task.step_batch(2)[0].shape == (8, 32)  # settings take turns
-    other_seed = RecallTask({**trial.config, "seed": 1}).step_batch(3)
+    other_seed = RecallTask(replace(trial.config, seed=1)).step_batch(3)
     assert not np.array_equal(a[0], other_seed[0])
     one = np.concatenate([x.numpy() for x, _ in task.micro_batches(3, 0, 1, 4)])
     two = [np.concatenate([x.numpy() for x, _ in task.micro_batches(3, rank, 2, 2)]) for rank in (0, 1)]
@@ -138,7 +139,7 @@ def test_recall_batches_are_a_function_of_seed_and_step_and_split_across_workers
     # test sets do not depend on the trial seed: every trial is scored on the same sequences
     assert all(
         np.array_equal(x[0], y[0])
-        for x, y in zip(task._tests, RecallTask({**trial.config, "seed": 5})._tests, strict=True)
+        for x, y in zip(task._tests, RecallTask(replace(trial.config, seed=5))._tests, strict=True)
     )
 
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import models
 from orchestrator.cli import app
-from orchestrator.planning import plan_trials
+from orchestrator.kinds import plan_trials
 from orchestrator.recall.tasks import RecallTask
 from orchestrator.spec import parse_spec
 from orchestrator.store import Store
@@ -45,7 +45,7 @@ def test_a_transformer_learns_mqar():
     )
     (trial,) = plan_trials(spec, 0)
     torch.manual_seed(0)
-    model = models.from_config("transformer", trial.config["model"])
+    model = models.from_config("transformer", trial.config.model.shape.thaw())
     task = RecallTask(trial.config)
     steps = trial.steps
     optimizer = torch.optim.AdamW(model.parameters(), lr=trial.lr, betas=(0.9, 0.95), weight_decay=0.1)

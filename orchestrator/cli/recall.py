@@ -82,7 +82,8 @@ def recall(
     """
 
     def body() -> None:
-        from orchestrator.recall.analysis import NoRecallTrials, recall_study, recall_sweeps
+        from orchestrator.kinds import kind_named
+        from orchestrator.recall.analysis import NoRecallTrials, recall_sweeps
 
         if metric not in ("recall_accuracy", "recall_exact"):
             raise BadInput(f"--metric: unknown {metric!r}; use recall_accuracy or recall_exact")
@@ -103,9 +104,7 @@ def recall(
         documents = []
         for name in names:
             try:
-                documents.append(
-                    recall_study(store.trials(name), sweep=name, threshold=threshold, metric=metric)
-                )
+                documents.append(kind_named("recall").points(store, name, metric, threshold=threshold))
             except NoRecallTrials as exc:
                 raise BadInput(str(exc)) from None
             except ValueError as exc:
