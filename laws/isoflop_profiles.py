@@ -47,7 +47,9 @@ def isoflop_profiles(
     max_budgets: int = MAX_BUDGETS,
 ) -> list[BudgetProfile]:
     """Profiles of every budget holding >= 3 sizes; at most ``max_budgets`` per group, spread over compute."""
-    return isoflop_profile_set(columns, metric, higher_is_better=higher_is_better, max_budgets=max_budgets).profiles
+    return isoflop_profile_set(
+        columns, metric, higher_is_better=higher_is_better, max_budgets=max_budgets
+    ).profiles
 
 
 def isoflop_profile_set(

@@ -26,7 +26,9 @@ def parse_count(value: object, *, what: str = "value") -> float:
             number = float(value)
         except OverflowError:  # an int past ~1.8e308 has no float; no real count is that large
             digits = int(value.bit_length() * math.log10(2)) + 1  # str() of it may itself be refused
-            raise ValueError(f"{what} (an integer of about {digits} digits) is too large; a count must be below 1e308") from None
+            raise ValueError(
+                f"{what} (an integer of about {digits} digits) is too large; a count must be below 1e308"
+            ) from None
     elif isinstance(value, str):
         match = _PATTERN.match(value.replace("_", ""))
         if not match:

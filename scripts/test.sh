@@ -18,6 +18,7 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 
 ruff check .
+ruff format --check .
 set +e
 # A private temp root: pytest prunes all but the newest three numbered /tmp/pytest-of-$USER/pytest-N
 # folders when a session starts, so another pytest run on the machine could delete this run's files.

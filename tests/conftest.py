@@ -106,6 +106,8 @@ def smoke_run(ray_runtime, tmp_path_factory: pytest.TempPathFactory):
     from orchestrator.cli import app
 
     workdir = tmp_path_factory.mktemp("smoke")
-    result = CliRunner().invoke(app, ["run", str(EXAMPLES / "smoke.yaml"), "--workdir", str(workdir), "--json"])
+    result = CliRunner().invoke(
+        app, ["run", str(EXAMPLES / "smoke.yaml"), "--workdir", str(workdir), "--json"]
+    )
     assert result.exit_code == 0, result.output
     return workdir, json.loads(result.stdout)

@@ -136,10 +136,15 @@ def _serve(workers: int, cpus_per_worker: int, dashboard_port: int) -> None:
     }
     if dashboard_port:
         # the job server (`ray job submit`) lives in the dashboard, which needs ray[default]
-        head_args |= {"include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": dashboard_port}
+        head_args |= {
+            "include_dashboard": True,
+            "dashboard_host": "127.0.0.1",
+            "dashboard_port": dashboard_port,
+        }
     cluster = Cluster(initialize_head=True, head_node_args=head_args)
     nodes = [
-        cluster.add_node(num_cpus=cpus_per_worker, dashboard_agent_listen_port=free_port()) for _ in range(workers)
+        cluster.add_node(num_cpus=cpus_per_worker, dashboard_agent_listen_port=free_port())
+        for _ in range(workers)
     ]
     cluster.wait_for_nodes()
     print(json.dumps({"address": cluster.address, "node_ids": [n.node_id for n in nodes]}), flush=True)

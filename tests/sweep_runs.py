@@ -74,7 +74,9 @@ class SweepProcess:
     def __init__(self, command: list[str], folder: Path, name: str, env: dict[str, str]):
         self.stdout_path, self.stderr_path = folder / f"{name}.out", folder / f"{name}.err"
         with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
-            self.process = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+            self.process = subprocess.Popen(
+                command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env
+            )
 
     def poll(self) -> int | None:
         return self.process.poll()

@@ -60,7 +60,9 @@ class Dependencies:
         key = (trial.label, size_label(trial.size_target))
         if key in self.choices:
             return self.choices[key]
-        tuning = [t for t in by_id.values() if getattr(t, "role", "main") == "tuning" and t.label == trial.label]
+        tuning = [
+            t for t in by_id.values() if getattr(t, "role", "main") == "tuning" and t.label == trial.label
+        ]
         sizes: dict[float, list[Any]] = {}
         for t in tuning:
             sizes.setdefault(t.size_target, []).append(t)
@@ -75,7 +77,10 @@ class Dependencies:
             candidates = [candidate(t) for t in sorted(sizes[size], key=lambda t: t.id)]
             winner = choose_best(candidates)
             if winner is None:
-                return "blocked", f"every tuning candidate of {trial.label} at {size_label(size)} diverged or failed"
+                return (
+                    "blocked",
+                    f"every tuning candidate of {trial.label} at {size_label(size)} diverged or failed",
+                )
             best[size] = winner
             self._record(trial.label, size, "search", winner, {"candidates": json_safe(candidates)})
         if trial.size_target not in sizes:  # a larger size: extrapolate the rule fitted on the tuned ones
@@ -108,7 +113,12 @@ class Dependencies:
         if (arch, label) in self.choices:
             return
         self.store.record_tuning_choice(
-            self.sweep, arch=arch, label=label, method=method, lr=chosen["lr"], beta2=chosen.get("beta2"),
+            self.sweep,
+            arch=arch,
+            label=label,
+            method=method,
+            lr=chosen["lr"],
+            beta2=chosen.get("beta2"),
             details=details,
         )
         self._load_choices()  # the stored row wins if another orchestrator recorded one first

@@ -84,7 +84,9 @@ class Dispatcher:
             config = config.with_training(**overrides)
         attempt = self.store.claim(trial_id, unless_final=True)
         if attempt is None:  # another run of a sweep sharing this trial finished it meanwhile
-            self.console.print(f"trial {trial.label}: already {self.store.get_trial(trial_id).status}, skipped")
+            self.console.print(
+                f"trial {trial.label}: already {self.store.get_trial(trial_id).status}, skipped"
+            )
             return
         self.attempt_of[trial_id] = attempt
         run_id = trial.mlflow_run_id
@@ -167,7 +169,9 @@ class Dispatcher:
                     for group, (trial_id, overrides) in zip(free, picked, strict=False):
                         self._start(group, trial_id, overrides)
                     if queue and free and not picked and not any(g.busy for g in self.groups):
-                        self._block_rest(queue)  # nothing runs and nothing queued can start: a dependency failed
+                        self._block_rest(
+                            queue
+                        )  # nothing runs and nothing queued can start: a dependency failed
                         continue
                     busy_refs = {ref: g for g in self.groups if g.busy for ref in g.refs}
                     if not busy_refs:  # nothing runs yet: the free groups still wait to be placed

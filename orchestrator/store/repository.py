@@ -169,7 +169,9 @@ class Store:
 
         return self._write(op)
 
-    def _fenced_update(self, trial_id: str, attempt: int, *, unless_final: bool = False, **values: Any) -> None:
+    def _fenced_update(
+        self, trial_id: str, attempt: int, *, unless_final: bool = False, **values: Any
+    ) -> None:
         def op(session: Session) -> None:
             query = update(Trial).where(Trial.id == trial_id, Trial.attempts == attempt)
             if unless_final:
@@ -277,13 +279,20 @@ class Store:
         def op(session: Session) -> None:
             exists = session.scalar(
                 select(TuningChoice.id).where(
-                    TuningChoice.sweep_name == sweep_name, TuningChoice.arch == arch, TuningChoice.label == label
+                    TuningChoice.sweep_name == sweep_name,
+                    TuningChoice.arch == arch,
+                    TuningChoice.label == label,
                 )
             )
             if exists is None:
                 session.add(
                     TuningChoice(
-                        sweep_name=sweep_name, arch=arch, label=label, method=method, lr=lr, beta2=beta2,
+                        sweep_name=sweep_name,
+                        arch=arch,
+                        label=label,
+                        method=method,
+                        lr=lr,
+                        beta2=beta2,
                         details=details,
                     )
                 )
@@ -298,8 +307,14 @@ class Store:
                 select(TuningChoice).where(TuningChoice.sweep_name == sweep_name).order_by(TuningChoice.id)
             )
             return [
-                {"arch": r.arch, "label": r.label, "method": r.method, "lr": r.lr, "beta2": r.beta2,
-                 "details": r.details}
+                {
+                    "arch": r.arch,
+                    "label": r.label,
+                    "method": r.method,
+                    "lr": r.lr,
+                    "beta2": r.beta2,
+                    "details": r.details,
+                }
                 for r in rows
             ]
 

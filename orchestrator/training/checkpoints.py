@@ -58,8 +58,12 @@ class CheckpointStore:
             if info.type == fs.FileType.File:
                 shutil.rmtree(self.local_dir, ignore_errors=True)
                 self.local_dir.mkdir(parents=True, exist_ok=True)
-                fs.copy_files(self._remote, str(self.local_dir), source_filesystem=self._fs,
-                              destination_filesystem=fs.LocalFileSystem())
+                fs.copy_files(
+                    self._remote,
+                    str(self.local_dir),
+                    source_filesystem=self._fs,
+                    destination_filesystem=fs.LocalFileSystem(),
+                )
         return (self.local_dir / "latest").is_file()
 
     def saved(self, tag: str, *, is_writer: bool) -> None:
@@ -76,8 +80,12 @@ class CheckpointStore:
 
             try:
                 self._fs.create_dir(self._remote, recursive=True)
-                fs.copy_files(str(self.local_dir / tag), f"{self._remote}/{tag}",
-                              source_filesystem=fs.LocalFileSystem(), destination_filesystem=self._fs)
+                fs.copy_files(
+                    str(self.local_dir / tag),
+                    f"{self._remote}/{tag}",
+                    source_filesystem=fs.LocalFileSystem(),
+                    destination_filesystem=self._fs,
+                )
                 if is_writer:
                     with self._fs.open_output_stream(f"{self._remote}/latest") as out:
                         out.write(tag.encode())

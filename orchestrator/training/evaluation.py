@@ -112,11 +112,16 @@ def copy_score(
         stop = min(b + batch_size, start + per_rank)
         chunk = tokens_NT1[b:stop].to(device)
         logits_BTV = engine(chunk[:, :-1])
-        loss_BT = F.cross_entropy(
-            logits_BTV.float().flatten(0, 1), chunk[:, 1:].flatten(), reduction="none"
-        ).view(chunk.shape[0], -1).cpu().double()
+        loss_BT = (
+            F.cross_entropy(logits_BTV.float().flatten(0, 1), chunk[:, 1:].flatten(), reduction="none")
+            .view(chunk.shape[0], -1)
+            .cpu()
+            .double()
+        )
         first, second = first_NT[b:stop], second_NT[b:stop]
-        total += torch.stack([loss_BT[first].sum(), first.sum(), loss_BT[second].sum(), second.sum()]).double()
+        total += torch.stack(
+            [loss_BT[first].sum(), first.sum(), loss_BT[second].sum(), second.sum()]
+        ).double()
     if world > 1:
         dist.all_reduce(total)
         if not sharded:

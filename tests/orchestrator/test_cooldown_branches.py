@@ -21,8 +21,13 @@ BASE = {
     "sizes": ["20k"],
     "data": {"seq_len": 64, "val_tokens": 8192},
     "training": {
-        "batch_tokens": 2048, "lr": 3e-3, "schedule": "wsd", "cooldown_frac": 0.25,
-        "eval_interval": 100, "log_interval": 8, "checkpoint_interval": 8,
+        "batch_tokens": 2048,
+        "lr": 3e-3,
+        "schedule": "wsd",
+        "cooldown_frac": 0.25,
+        "eval_interval": 100,
+        "log_interval": 8,
+        "checkpoint_interval": 8,
     },
     "resources": {"max_concurrent_trials": 2, "retries": 0},
 }
@@ -130,8 +135,13 @@ CRASH = {
     "sizes": ["30k"],
     "data": {"seq_len": 64, "val_tokens": 4096},
     "training": {
-        "batch_tokens": 2048, "precision": "fp32", "lr": 3e-3, "cooldown_frac": 0.25,
-        "eval_interval": 40, "log_interval": 2, "checkpoint_interval": 4,
+        "batch_tokens": 2048,
+        "precision": "fp32",
+        "lr": 3e-3,
+        "cooldown_frac": 0.25,
+        "eval_interval": 40,
+        "log_interval": 2,
+        "checkpoint_interval": 4,
     },
     "resources": {"workers_per_trial": 1, "cpus_per_worker": 1, "max_concurrent_trials": 1, "retries": 2},
 }
@@ -143,10 +153,18 @@ def _context(workdir: Path, name: str, tokens: list[int], **training):
     from orchestrator.scheduling.runner import prepare_sweep
     from orchestrator.spec import parse_spec
 
-    spec = {**CRASH, "name": name, "budgets": {"tokens": tokens}, "training": {**CRASH["training"], **training}}
+    spec = {
+        **CRASH,
+        "name": name,
+        "budgets": {"tokens": tokens},
+        "training": {**CRASH["training"], **training},
+    }
     console = Console(stderr=True, quiet=True)
     context = prepare_sweep(
-        parse_spec(spec), workdir=workdir, db_url=f"sqlite:///{workdir / 'c.db'}", tracking_uri=None,
+        parse_spec(spec),
+        workdir=workdir,
+        db_url=f"sqlite:///{workdir / 'c.db'}",
+        tracking_uri=None,
         console=console,
     )
     return context, console
@@ -162,9 +180,11 @@ def test_killed_trunk_and_branch_resume_from_their_checkpoints(ray_runtime, tmp_
     from orchestrator.scheduling.runner import run_sweep
 
     # Budgets of 96 and 160 steps: cooldowns of 24 and 40 steps start at 72 and 120; the trunk runs 120.
-    context, console = _context(tmp_path / "crash", "crash", [96 * 2048, 160 * 2048], branches=True,
-                                warmup_frac=0.05)
+    context, console = _context(
+        tmp_path / "crash", "crash", [96 * 2048, 160 * 2048], branches=True, warmup_frac=0.05
+    )
     outcome: dict = {}
+
     def sweep() -> None:
         try:
             outcome.update(run_sweep(context, address=None, console=console))

@@ -30,14 +30,20 @@ from tests.sweep_runs import (
 def test_a_lost_node_s_trial_is_rescheduled_on_the_remaining_node(tmp_path: Path):
     db = f"sqlite:///{tmp_path / 'store.db'}"
     # 3 trials of 128 steps, evaluated every 32 and checkpointed every 16: long enough to be caught mid-run
-    spec = sweep("lost-node", seeds=(0, 1, 2), tokens=32768, concurrent=2, eval_interval=32, checkpoint_interval=16)
+    spec = sweep(
+        "lost-node", seeds=(0, 1, 2), tokens=32768, concurrent=2, eval_interval=32, checkpoint_interval=16
+    )
     with LoopbackCluster(workers=2, cpus_per_worker=1) as cluster:
         started = time.monotonic()
         run = start_run(spec, tmp_path, db, address=cluster.address)
         try:
             running = wait_for_trial(
-                db, "lost-node", run,
-                lambda t: t.status == "running" and bool(t.worker) and checkpointed_step(tmp_path, t.id) >= 16,
+                db,
+                "lost-node",
+                run,
+                lambda t: (
+                    t.status == "running" and bool(t.worker) and checkpointed_step(tmp_path, t.id) >= 16
+                ),
                 "trial past its first checkpoint",
             )
             victim, pid = running.id, int(running.worker.rsplit(":", 1)[1])

@@ -97,13 +97,18 @@ def test_a_store_restart_mid_sweep_loses_and_doubles_nothing(
 ):
     url = private_postgres.url
     # 3 trials of 128 steps, evaluated every 32 and checkpointed every 16: long enough to be caught mid-run
-    spec = sweep("store-restart", seeds=(0, 1, 2), tokens=32768, concurrent=2, eval_interval=32, checkpoint_interval=16)
+    spec = sweep(
+        "store-restart", seeds=(0, 1, 2), tokens=32768, concurrent=2, eval_interval=32, checkpoint_interval=16
+    )
     started = time.monotonic()
     run = start_run(spec, tmp_path, url)
     try:
         wait_for_trial(
-            url, "store-restart", run,
-            lambda t: t.status == "running" and checkpointed_step(tmp_path, t.id) >= 16, "trial training",
+            url,
+            "store-restart",
+            run,
+            lambda t: t.status == "running" and checkpointed_step(tmp_path, t.id) >= 16,
+            "trial training",
         )
         down_at = time.monotonic()
         private_postgres.stop()

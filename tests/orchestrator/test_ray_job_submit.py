@@ -30,7 +30,16 @@ def test_ray_job_submit_runs_a_sweep_on_the_cluster(tmp_path: Path):
     with LoopbackCluster(workers=1, cpus_per_worker=2, dashboard_port=port) as cluster:
         submit = ["timeout", "-k", "10", "400", RAY, "job", "submit", "--address", f"http://127.0.0.1:{port}"]
         submit += ["--working-dir", str(job_folder), "--"]
-        submit += [CEILING, "run", "sweep.yaml", "--db", db, "--workdir", str(tmp_path / "work"), "--no-mlflow"]
+        submit += [
+            CEILING,
+            "run",
+            "sweep.yaml",
+            "--db",
+            db,
+            "--workdir",
+            str(tmp_path / "work"),
+            "--no-mlflow",
+        ]
         # The head's dashboard agent, which runs jobs, comes up some seconds after the cluster answers;
         # until then the job server refuses with "No available agent ... try again later".
         deadline = time.monotonic() + 90

@@ -310,7 +310,15 @@ def test_an_unknown_key_that_looks_like_a_pydantic_tag_is_still_named():
     from orchestrator.spec import SpecError, parse_spec
 
     with pytest.raises(SpecError) as info:
-        parse_spec({"name": "x", "architectures": ["transformer"], "sizes": [1000], "budgets": {"tokens": [1e6]},
-                    "dict[": 1})
-    assert info.value.problems == ["dict[: unknown field; remove it or check its spelling "
-                                   "(see `ceiling run --help` and examples/)"]
+        parse_spec(
+            {
+                "name": "x",
+                "architectures": ["transformer"],
+                "sizes": [1000],
+                "budgets": {"tokens": [1e6]},
+                "dict[": 1,
+            }
+        )
+    assert info.value.problems == [
+        "dict[: unknown field; remove it or check its spelling (see `ceiling run --help` and examples/)"
+    ]

@@ -97,14 +97,22 @@ def _store_with_tuning(tmp_path: Path, losses: dict[tuple[float, float], float |
     for (size, lr), loss in losses.items():
         rows.append(
             make_trial(
-                f"t{int(size)}-{lr}", size_target=size, params_non_embedding=int(size), role="tuning",
+                f"t{int(size)}-{lr}",
+                size_target=size,
+                params_non_embedding=int(size),
+                role="tuning",
                 config=_config(lr, "tuning"),
-                **({"status": "done", "final_val_loss": loss} if loss is not None else {"status": "diverged"}),
+                **(
+                    {"status": "done", "final_val_loss": loss} if loss is not None else {"status": "diverged"}
+                ),
             )
         )
     for size in (20e3, 40e3, 80e3):
-        rows.append(make_trial(f"m{int(size)}", size_target=size, params_non_embedding=int(size),
-                               config=_config(TUNED)))
+        rows.append(
+            make_trial(
+                f"m{int(size)}", size_target=size, params_non_embedding=int(size), config=_config(TUNED)
+            )
+        )
     store.add_trials("tuned", rows)
     return store, {t.id: t for t in store.trials("tuned")}
 
@@ -115,13 +123,18 @@ def test_search_choice_and_rule_extrapolation_are_stored(tmp_path: Path):
     deps = Dependencies(store, "tuned")
     # every config has a beta2 (the spec's, 0.95 here): the choice carries it
     assert deps.check(by_id["m20000"], by_id) == ("ready", {"lr": 1e-2, "beta2": 0.95})
-    assert deps.check(by_id["m40000"], by_id) == ("ready", {"lr": 1e-3, "beta2": 0.95})  # 1e-2 diverged: worst
+    assert deps.check(by_id["m40000"], by_id) == (
+        "ready",
+        {"lr": 1e-3, "beta2": 0.95},
+    )  # 1e-2 diverged: worst
     state, overrides = deps.check(by_id["m80000"], by_id)
     # lr = A * N^b through (20k, 1e-2) and (40k, 1e-3): b = log(0.1)/log(2), so at 80k lr = 1e-4.
     assert state == "ready" and overrides["lr"] == pytest.approx(1e-4)
     results = {r["label"]: r for r in store.tuning_results("tuned")}
     assert {k: (r["method"], r["lr"]) for k, r in results.items()} == {
-        "20k": ("search", 1e-2), "40k": ("search", 1e-3), "80k": ("rule", pytest.approx(1e-4)),
+        "20k": ("search", 1e-2),
+        "40k": ("search", 1e-3),
+        "80k": ("rule", pytest.approx(1e-4)),
     }
     stored = {c["lr"]: c["loss"] for c in results["40k"]["details"]["candidates"]}
     assert stored == {1e-3: 2.5, 1e-2: None, 1e-4: 2.6}  # the diverged one, stored as null
@@ -134,7 +147,10 @@ def test_an_extrapolated_lr_stays_inside_the_searched_grid(tmp_path: Path):
     losses = {(20e3, 1e-3): 3.0, (20e3, 1e-2): 2.0, (40e3, 1e-3): 2.5, (40e3, 1e-2): 2.9}
     store, by_id = _store_with_tuning(tmp_path, losses)
     # The fitted slope says 1e-4 at 80k, below every candidate: the grid's smallest lr is used.
-    assert Dependencies(store, "tuned").check(by_id["m80000"], by_id) == ("ready", {"lr": 1e-3, "beta2": 0.95})
+    assert Dependencies(store, "tuned").check(by_id["m80000"], by_id) == (
+        "ready",
+        {"lr": 1e-3, "beta2": 0.95},
+    )
     (rule,) = [r for r in store.tuning_results("tuned") if r["method"] == "rule"]
     assert rule["details"]["rule"]["clipped_to_grid"]
     assert rule["details"]["rule"]["unclipped_lr"] == pytest.approx(1e-4)
@@ -186,9 +202,15 @@ def test_beta2_candidates_are_searched_with_the_lr(tmp_path: Path):
     store = Store.open(f"sqlite:///{tmp_path / 'b.db'}")
     store.upsert_sweep("tuned", {}, workdir=None, code_version=None)
     rows = [
-        make_trial(f"t{lr}-{b}", role="tuning", status="done", final_val_loss=loss,
-                   config=_config(lr, "tuning", b))
-        for (lr, b), loss in {(1e-3, 0.95): 3.0, (1e-3, 0.99): 2.9, (1e-2, 0.95): 2.5, (1e-2, 0.99): 2.6}.items()
+        make_trial(
+            f"t{lr}-{b}", role="tuning", status="done", final_val_loss=loss, config=_config(lr, "tuning", b)
+        )
+        for (lr, b), loss in {
+            (1e-3, 0.95): 3.0,
+            (1e-3, 0.99): 2.9,
+            (1e-2, 0.95): 2.5,
+            (1e-2, 0.99): 2.6,
+        }.items()
     ]
     store.add_trials("tuned", [*rows, make_trial("main", config=_config(TUNED))])
     by_id = {t.id: t for t in store.trials("tuned")}
@@ -201,13 +223,24 @@ def test_roles_parents_and_tuning_choices_round_trip(store_url: str):
     """Migration 0003 on SQLite and Postgres: role defaults to main, parent ids and choices are stored."""
     store = Store.open(store_url)
     store.upsert_sweep("rt", {}, workdir=None, code_version=None)
-    store.add_trials("rt", [make_trial("plain"), make_trial("trunk", role="trunk"),
-                            make_trial("branch", role="branch", parent_id="trunk")])
+    store.add_trials(
+        "rt",
+        [
+            make_trial("plain"),
+            make_trial("trunk", role="trunk"),
+            make_trial("branch", role="branch", parent_id="trunk"),
+        ],
+    )
     rows = {t.id: (t.role, t.parent_id) for t in store.trials("rt")}
     assert rows == {"plain": ("main", None), "trunk": ("trunk", None), "branch": ("branch", "trunk")}
-    details = {"candidates": [{"lr": 1e-2, "loss": None, "trial_id": "x"}], "rule": {"A": 1.0, "exponent": -0.3}}
+    details = {
+        "candidates": [{"lr": 1e-2, "loss": None, "trial_id": "x"}],
+        "rule": {"A": 1.0, "exponent": -0.3},
+    }
     store.record_tuning_choice("rt", arch="gla", label="20k", method="rule", lr=1e-3, details=details)
-    store.record_tuning_choice("rt", arch="gla", label="20k", method="search", lr=5.0, details={})  # first stands
+    store.record_tuning_choice(
+        "rt", arch="gla", label="20k", method="search", lr=5.0, details={}
+    )  # first stands
     assert store.tuning_results("rt") == [
         {"arch": "gla", "label": "20k", "method": "rule", "lr": 1e-3, "beta2": None, "details": details}
     ]
