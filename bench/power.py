@@ -31,18 +31,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from orchestrator.kinds import plan_trials
-    from orchestrator.scheduling.runner import prepare_data
+    from orchestrator.scheduling.runner import prepare_spec_data
     from orchestrator.spec import load_spec
     from orchestrator.study_power import PowerSettings, analyse
 
     spec = load_spec(args.spec)
-    data = prepare_data(
-        spec.data.corpus,
-        spec.data.tokenizer,
-        bpe_vocab_size=spec.data.bpe_vocab_size,
-        val_fraction=spec.data.val_fraction,
-        text_field=spec.data.text_field,
-    )
+    data = prepare_spec_data(spec)
     trials = plan_trials(spec, data.vocab_size)
     times, document = [], None
     for _ in range(args.repeats):

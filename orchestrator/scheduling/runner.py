@@ -54,6 +54,17 @@ def micro_batch_size(spec: SweepSpec) -> int:
     return max(d for d in range(1, per_worker + 1) if per_worker % d == 0 and d <= cap)
 
 
+def prepare_spec_data(spec: SweepSpec) -> PreparedData:
+    """The sweep's corpus, tokenized (from the cache when it was before)."""
+    return prepare_data(
+        spec.data.corpus,
+        spec.data.tokenizer,
+        bpe_vocab_size=spec.data.bpe_vocab_size,
+        val_fraction=spec.data.val_fraction,
+        text_field=spec.data.text_field,
+    )
+
+
 def prepare_sweep(
     spec: SweepSpec,
     *,
@@ -66,13 +77,7 @@ def prepare_sweep(
 ) -> SweepContext:
     """Tokenize the corpus (cached), plan the trials, and (if ``write``) record sweep and trials."""
     with console.status(f"preparing corpus {spec.data.corpus!r} ({spec.data.tokenizer} tokenizer)"):
-        data = prepare_data(
-            spec.data.corpus,
-            spec.data.tokenizer,
-            bpe_vocab_size=spec.data.bpe_vocab_size,
-            val_fraction=spec.data.val_fraction,
-            text_field=spec.data.text_field,
-        )
+        data = prepare_spec_data(spec)
     trials = plan_trials(spec, data.vocab_size)
     if check is not None:  # e.g. the matched-study check: refuse before anything is written
         check(spec, trials)
