@@ -1,5 +1,5 @@
 """Stores for the dashboard tests: real sweeps (two architectures), an empty one, a half-finished one,
-and a recall study made of rows (recall training is exercised in tests/recall)."""
+and a recall study made of rows (recall training is exercised in tests/orchestrator/recall)."""
 
 from __future__ import annotations
 

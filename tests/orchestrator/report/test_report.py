@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from orchestrator.cli import app
 from orchestrator.store import Store, Trial
 from tests.factories import make_trial
-from tests.report.conftest import write_synthetic_sweep
+from tests.orchestrator.report.conftest import write_synthetic_sweep
 
 N_BOOT = "40"  # enough for intervals and verdicts; the CLI default (1000) is for real studies
 SECTION_IDS = (
