@@ -37,12 +37,18 @@ def read_law_csv(path: Path) -> tuple[Any, list[str]]:
 
     if not path.is_file():
         raise laws.LawInputError(f"runs CSV not found: {path}")
-    with path.open(newline="", encoding="utf-8") as fh:
-        header = next(csv.reader(fh), [])
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh), [])
+    except (UnicodeDecodeError, csv.Error):
+        header = []  # laws.read_runs_csv names what is wrong with the bytes, line by line
     if not is_export(header):
         return laws.read_runs_csv(path), []
-    with path.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise laws.LawInputError(f"{path}: unreadable CSV export ({exc}); save it as UTF-8 CSV") from None
     kept, dropped = [], 0
     for row in rows:
         if row.get("status", "done") != "done" or row.get("role", "main") not in LAW_ROLES:
