@@ -141,10 +141,11 @@ def params_table(fits: dict[str, laws.FitResult]) -> pd.DataFrame:
                     "ci95_hi": hi,
                     "n_runs": document["n_runs"],
                     "form": document["form"],
+                    "health": fit.status,  # beside every number a fit gives
                 }
             )
     return pd.DataFrame(
-        rows, columns=["architecture", "parameter", "value", "ci95_lo", "ci95_hi", "n_runs", "form"]
+        rows, columns=["architecture", "parameter", "value", "ci95_lo", "ci95_hi", "n_runs", "form", "health"]
     )
 
 

@@ -232,9 +232,10 @@ def _fit_rows(group: str, fit: Any) -> list[list[Any]]:
     document = fit.to_json()
     scalars = dict(document["params"])
     scalars.update({k: v for k, v in document["derived"].items() if isinstance(v, (int, float))})
+    health = (document.get("health") or {}).get("status", "unknown")
     return [
-        [group, document["form"], name, Markup(number(value)), Markup(interval(document["ci95"].get(name))),
-         document["n_runs"]]
+        [group, document["form"], health, name, Markup(number(value)),
+         Markup(interval(document["ci95"].get(name))), document["n_runs"]]
         for name, value in scalars.items()
     ]  # fmt: skip
 
@@ -248,7 +249,9 @@ def _parameters(data: ReportData) -> str:
     out = _heading("parameters")
     if rows:
         out += table(
-            ("architecture", "form", "parameter", "value", "95% CI", "runs"), rows, numeric=(3, 4, 5)
+            ("architecture", "form", "health", "parameter", "value", "95% CI", "runs"),
+            rows,
+            numeric=(4, 5, 6),
         )
         out += (
             '<p class="muted">chinchilla: L(N, D) = E + A/N^alpha + B/D^beta; isoflop: N* = k_N C^a, '

@@ -64,7 +64,7 @@ def test_one_law_panel_per_architecture_in_chromium(twelve_report, chromium: str
 
     out, page = twelve_report
     assert 'id="fig-law-panels"' in page
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         browser = Browser(chromium, Path(profile), width=1300, height=1400)
         try:
             browser.navigate(out.resolve().as_uri())
