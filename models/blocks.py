@@ -105,8 +105,9 @@ def swiglu_hidden(d_model: int, multiple_of: int | None = None) -> int:
     return max(multiple_of, multiple_of * round(8 * d_model / 3 / multiple_of))
 
 
-class SwiGLU(nn.Module):
-    """``down(silu(gate(x)) * up(x))``, no biases; ``down`` is a residual output projection."""
+class GatedMLP(nn.Module):
+    """``down(act(gate(x)) * up(x))``, no biases; ``down`` is a residual output projection. The
+    gated MLPs below differ only in ``act``, so their parameters (names, shapes, init order) agree."""
 
     def __init__(self, d_model: int, hidden: int) -> None:
         super().__init__()
@@ -116,9 +117,19 @@ class SwiGLU(nn.Module):
         # Marks the projection that writes into the residual stream; LanguageModel scales its init.
         self.down_proj.is_residual_output = True
 
+    def act(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
     def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
-        h_BTF = F.silu(self.gate_proj(x_BTD)) * self.up_proj(x_BTD)
+        h_BTF = self.act(self.gate_proj(x_BTD)) * self.up_proj(x_BTD)
         return self.down_proj(h_BTF)
+
+
+class SwiGLU(GatedMLP):
+    """``down(silu(gate(x)) * up(x))`` (Shazeer 2020; Llama's MLP)."""
+
+    def act(self, x: torch.Tensor) -> torch.Tensor:
+        return F.silu(x)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -126,18 +137,11 @@ class SwiGLU(nn.Module):
 # ---------------------------------------------------------------------------------------------------
 
 
-class GeGLU(nn.Module):
-    """Gated GeLU MLP: ``down(gelu(gate(x)) * up(x))``, no biases; ``down`` is a residual output."""
+class GeGLU(GatedMLP):
+    """Gated GeLU MLP: ``down(gelu(gate(x)) * up(x))`` with the tanh-approximated GeLU."""
 
-    def __init__(self, d_model: int, hidden: int) -> None:
-        super().__init__()
-        self.gate_proj = nn.Linear(d_model, hidden, bias=False)
-        self.up_proj = nn.Linear(d_model, hidden, bias=False)
-        self.down_proj = nn.Linear(hidden, d_model, bias=False)
-        self.down_proj.is_residual_output = True
-
-    def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.gelu(self.gate_proj(x_BTD), approximate="tanh") * self.up_proj(x_BTD))
+    def act(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x, approximate="tanh")
 
 
 # ---------------------------------------------------------------------------------------------------

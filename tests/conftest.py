@@ -111,3 +111,19 @@ def smoke_run(ray_runtime, tmp_path_factory: pytest.TempPathFactory):
     )
     assert result.exit_code == 0, result.output
     return workdir, json.loads(result.stdout)
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Headless Chromium for the report and dashboard browser tests: skipped where it is missing,
+    except under CI, where scripts/test.sh installs it and a missing one is a failure."""
+    from tests.dashboard.cdp import find_chromium
+
+    binary = find_chromium()
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing; scripts/test.sh installs it (apt-get install chromium)")
+        pytest.skip(
+            "no chromium on this machine (apt-get install chromium); with CI=1 this test fails instead"
+        )
+    return binary

@@ -16,7 +16,7 @@ from sqlalchemy import update
 
 from orchestrator.store import Store, Trial
 from orchestrator.training.distributed import free_port
-from tests.dashboard.cdp import Browser, find_chromium
+from tests.dashboard.cdp import Browser
 from tests.dashboard.conftest import copy_sqlite
 
 pytestmark = pytest.mark.slow
@@ -43,18 +43,6 @@ PAGE_STATE = """(() => {
     errors: texts('[data-testid="stAlertContentError"]'),
   };
 })()"""
-
-
-@pytest.fixture
-def chromium() -> str:
-    binary = find_chromium()
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing; scripts/test.sh installs it (apt-get install chromium)")
-        pytest.skip(
-            "no chromium on this machine (apt-get install chromium); with CI=1 this test fails instead"
-        )
-    return binary
 
 
 def ceiling_command() -> list[str]:

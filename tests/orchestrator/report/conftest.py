@@ -76,21 +76,5 @@ def synth_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str
     return url, write_synthetic_sweep(url)
 
 
-@pytest.fixture
-def chromium() -> str:
-    import os
-
-    from tests.dashboard.cdp import find_chromium
-
-    binary = find_chromium()
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing; scripts/test.sh installs it (apt-get install chromium)")
-        pytest.skip(
-            "no chromium on this machine (apt-get install chromium); with CI=1 this test fails instead"
-        )
-    return binary
-
-
 def sqlite_path(url: str) -> Path:
     return Path(url.removeprefix("sqlite:///"))
