@@ -178,3 +178,6 @@ class Fit(Base):
     inputs_hash: Mapped[str] = mapped_column(String(64))
     result: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+from orchestrator.store import service_schema as _service_schema  # noqa: E402, F401  (the service tables)
