@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,57 @@ def test_readme_documents_every_file_and_the_addresses():
         "MLFLOW_TRACKING_PASSWORD",
     ):
         assert phrase in text
+
+
+def test_kuberay_ceiling_serve_runs_the_api_next_to_the_raycluster():
+    docs = _by_kind(CLUSTERS / "kuberay" / "ceiling-serve.yaml")
+    deployment, service = docs["Deployment"], docs["Service"]
+    assert deployment["apiVersion"] == "apps/v1" and service["apiVersion"] == "v1"
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"  # one server runs the queue
+    labels = spec["template"]["metadata"]["labels"]
+    assert spec["selector"]["matchLabels"].items() <= labels.items()
+    assert service["spec"]["selector"].items() <= labels.items()
+    (container,) = spec["template"]["spec"]["containers"]
+    command = container["command"]
+    assert command[:2] == ["ceiling", "serve"] and command[command.index("--host") + 1] == "0.0.0.0"
+    port = int(command[command.index("--port") + 1])
+    (container_port,) = container["ports"]
+    assert container_port["containerPort"] == port
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v1/ready", "port": container_port["name"]}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/v1/health", "port": container_port["name"]}
+    (service_port,) = service["spec"]["ports"]
+    assert service_port["targetPort"] == container_port["name"] and service["spec"]["type"] == "ClusterIP"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["RAY_ADDRESS"].startswith("ray://ceiling-head-svc:")  # the head Service of raycluster.yaml
+    assert "CEILING_DB" not in env and "CEILING_TOKEN" not in env  # the store's URL comes from a Secret
+    assert {"secretRef": {"name": "ceiling-serve-db"}} in container["envFrom"]
+    cluster = _by_kind(CLUSTERS / "kuberay" / "raycluster.yaml")
+    claim = cluster["PersistentVolumeClaim"]["metadata"]["name"]
+    assert spec["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == claim
+
+
+def _unit(path: Path) -> dict[str, dict[str, str]]:
+    import configparser
+
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # systemd keys are case-sensitive
+    parser.read_string(path.read_text())
+    return {section: dict(parser[section]) for section in parser.sections()}
+
+
+def test_onprem_systemd_unit_runs_ceiling_serve_as_its_own_user(tmp_path: Path):
+    path = CLUSTERS / "onprem" / "ceiling-serve.service"
+    unit = _unit(path)
+    service = unit["Service"]
+    assert service["User"] == "ceiling" and service["Restart"] == "on-failure"
+    assert service["EnvironmentFile"] == "/etc/ceiling/serve.env"
+    assert " serve --host ${CEILING_SERVE_HOST}" in service["ExecStart"]
+    assert "CEILING_SERVE_HOST=127.0.0.1" in service["Environment"]  # loopback unless told otherwise
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+    if shutil.which("systemd-analyze"):  # systemd's own check, with ExecStart pointing at this venv
+        local = tmp_path / path.name
+        venv_ceiling = Path(sys.executable).with_name("ceiling")
+        local.write_text(path.read_text().replace("/opt/ceiling/.venv/bin/ceiling", str(venv_ceiling)))
+        done = subprocess.run(["systemd-analyze", "verify", str(local)], capture_output=True, text=True)
+        assert done.returncode == 0 and not done.stderr.strip(), done.stderr
