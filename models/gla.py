@@ -110,9 +110,13 @@ class GatedLinearAttention(nn.Module):
         return self.o_proj(y.to(x.dtype))
 
     def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
+        return self.prefill(x_BTD, None)[0]
+
+    def prefill(self, x_BTD: torch.Tensor, state: dict[str, torch.Tensor] | None):
+        """``forward`` and the state after it: the chunked kernel returns its final ``[K, V]`` state."""
         q, k, v, g = self._heads(x_BTD)
-        o_BTHV, _ = dispatch.get("chunk_gla", q.device)(q, k, v, g, chunk_size=self.config.chunk_size)
-        return self._output(o_BTHV, x_BTD)
+        o_BTHV, S_BHKV = dispatch.get("chunk_gla", q.device)(q, k, v, g, chunk_size=self.config.chunk_size)
+        return self._output(o_BTHV, x_BTD), {"S_BHKV": S_BHKV}
 
     def init_state(self, batch: int, *, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
         c = self.config

@@ -9,6 +9,10 @@ A **mixer** maps ``x_BTD -> y_BTD`` and provides:
 - ``init_state(batch, *, device, dtype)`` -> its decode state (KV cache, recurrent state, ...);
 - ``step(x_BD, state, pos) -> (y_BD, state)``: one token at position ``pos`` (same for the whole batch),
   giving the same output as ``forward`` gives at that position;
+- optionally ``prefill(x_BTD, state) -> (y_BTD, state)``: ``forward``'s output for positions ``0..T-1``
+  and the decode state after them, from ``init_state``'s empty state, through the training form (chunked
+  kernels that return their final state). Without it ``LanguageModel.prefill`` feeds the positions
+  through ``step`` one at a time (:func:`step_through`): same result, ``T`` Python iterations;
 - ``state_size(seq_len) -> int``: numbers held per sequence at inference after ``seq_len`` tokens;
 - ``extra_flops_per_token(seq_len) -> int``: FORWARD flops per token not already counted as
   ``2 * weight-matrix params`` (attention scores, a recurrence's state update, ...).
@@ -90,6 +94,26 @@ class DecodeState:
     layers: list[Any] = field(default_factory=list)
 
 
+def step_through(
+    module: nn.Module, x_BTD: torch.Tensor, state: Any, start: int = 0
+) -> tuple[torch.Tensor, Any]:
+    """The generic prefill: ``module.step`` on each position of ``x_BTD`` in turn (positions ``start..``).
+
+    Exact for every block or mixer honouring the step contract, but one Python iteration per token, so
+    slow for long contexts; mixers whose kernels return a final state override it with ``prefill``."""
+    outputs = []
+    for t in range(x_BTD.shape[1]):
+        y_BD, state = module.step(x_BTD[:, t], state, start + t)
+        outputs.append(y_BD)
+    return torch.stack(outputs, dim=1), state
+
+
+def prefill_through(module: nn.Module, x_BTD: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+    """``module.prefill`` when it has one, else :func:`step_through` from position 0."""
+    prefill = getattr(module, "prefill", None)
+    return prefill(x_BTD, state) if prefill is not None else step_through(module, x_BTD, state)
+
+
 class ResidualBlock(nn.Module):
     """Pre-norm residual block: ``x + mixer(norm(x))`` then, if present, ``x + mlp(norm(x))``."""
 
@@ -115,6 +139,14 @@ class ResidualBlock(nn.Module):
         if self.mlp is not None:
             x_BD = x_BD + self.mlp(self.mlp_norm(x_BD))
         return x_BD, state
+
+    def prefill(self, x_BTD: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """``forward`` over positions ``0..T-1`` plus the mixer's state after them (see the module doc)."""
+        y_BTD, state = prefill_through(self.mixer, self.mixer_norm(x_BTD), state)
+        x_BTD = x_BTD + y_BTD
+        if self.mlp is not None:
+            x_BTD = x_BTD + self.mlp(self.mlp_norm(x_BTD))
+        return x_BTD, state
 
     def matmul_params(self) -> int:
         """Weights used as matmul operands: each costs 2 forward flops per token."""
@@ -213,6 +245,25 @@ class LanguageModel(nn.Module):
             x_BD, state.layers[index] = block.step(x_BD, state.layers[index], state.pos)
         state.pos += 1
         return self._logits(x_BD), state
+
+    def prefill(
+        self, tokens_BT: torch.Tensor, *, last_only: bool = False
+    ) -> tuple[torch.Tensor, DecodeState]:
+        """Read a whole context at once: ``(logits, state)`` with ``logits`` equal to ``forward(tokens_BT)``
+        (``[B,T,V]``, or only the last position ``[B,1,V]`` with ``last_only``, which saves ``B*T*V``
+        numbers at long contexts) and ``state`` ready for ``step`` at position ``T``.
+
+        Each block uses its chunked training form with a state-returning ``prefill`` when it has one and
+        falls back to stepping token by token otherwise (:func:`prefill_through`).
+        """
+        if tokens_BT.ndim != 2:
+            raise ValueError(f"tokens must be [batch, time], got shape {tuple(tokens_BT.shape)}")
+        state = self.init_state(tokens_BT.shape[0])
+        x_BTD = self.embed(tokens_BT)
+        for index, block in enumerate(self.blocks):
+            x_BTD, state.layers[index] = prefill_through(block, x_BTD, state.layers[index])
+        state.pos = tokens_BT.shape[1]
+        return self._logits(x_BTD[:, -1:] if last_only else x_BTD), state
 
     # -- accounting ---------------------------------------------------------------------------------
 

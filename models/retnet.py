@@ -137,14 +137,21 @@ class MultiScaleRetention(nn.Module):
 
     def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
         B, T, _ = x_BTD.shape
+        if self.config.form != "parallel":
+            return self.prefill(x_BTD, None)[0]
         q, k, v = self._heads(x_BTD, torch.arange(T, device=x_BTD.device))
         log_gamma_H = retention_log_decay(self.config.n_heads, x_BTD.device)
-        if self.config.form == "parallel":
-            o_BTHV = parallel_retention(q, k, v, log_gamma_H)
-        else:
-            g_BTH = log_gamma_H.expand(B, T, -1)
-            o_BTHV, _ = dispatch.get("chunk_gla", q.device)(q, k, v, g_BTH, chunk_size=self.config.chunk_size)
-        return self._output(o_BTHV, x_BTD)
+        return self._output(parallel_retention(q, k, v, log_gamma_H), x_BTD)
+
+    def prefill(self, x_BTD: torch.Tensor, state: dict[str, torch.Tensor] | None):
+        """The chunkwise form (whatever ``form`` says: it is exact) and the state it ends with."""
+        B, T, _ = x_BTD.shape
+        q, k, v = self._heads(x_BTD, torch.arange(T, device=x_BTD.device))
+        g_BTH = retention_log_decay(self.config.n_heads, x_BTD.device).expand(B, T, -1)
+        o_BTHV, S_BHKV = dispatch.get("chunk_gla", q.device)(
+            q, k, v, g_BTH, chunk_size=self.config.chunk_size
+        )
+        return self._output(o_BTHV, x_BTD), {"S_BHKV": S_BHKV}
 
     def init_state(self, batch: int, *, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
         c = self.config

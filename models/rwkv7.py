@@ -198,12 +198,17 @@ class TimeMix(nn.Module):
         return self.output(((normed + bonus) * g.float()).to(g.dtype))
 
     def forward(self, x_BTC: torch.Tensor, v_first_BTC: torch.Tensor | None):
+        y_BTC, _, v_first_BTC = self.prefill(x_BTC, v_first_BTC)
+        return y_BTC, v_first_BTC
+
+    def prefill(self, x_BTC: torch.Tensor, v_first_BTC: torch.Tensor | None):
+        """``forward`` plus the final ``[N, N]`` state per head from the chunked kernel."""
         x_prev_BTC = F.pad(x_BTC, (0, 0, 1, -1))  # x_{t-1}, zeros before the first token
         (r, w, k, v, a, b), g, v_first_BTC = self._mix(x_BTC, x_prev_BTC, v_first_BTC)
-        o_BTHN, _ = dispatch.get("chunk_generalized_delta_rule", r.device)(
+        o_BTHN, S_BHNN = dispatch.get("chunk_generalized_delta_rule", r.device)(
             r, w, k, v, a, b, chunk_size=self.config.chunk_size
         )
-        return self._out(o_BTHN, r, k, v, g), v_first_BTC
+        return self._out(o_BTHN, r, k, v, g), S_BHNN, v_first_BTC
 
     def step(self, x_BC: torch.Tensor, x_prev_BC: torch.Tensor, S_BHNN: torch.Tensor, v_first_BC):
         (r, w, k, v, a, b), g, v_first_BC = self._mix(x_BC, x_prev_BC.to(x_BC.dtype), v_first_BC)
@@ -271,6 +276,22 @@ class RWKV7Block(nn.Module):
         state["cmix_prev_BC"] = h_BC
         return x_BC, state, v_first_BC
 
+    def prefill(self, x_BTC: torch.Tensor, state: dict[str, torch.Tensor], v_first_BTC):
+        """``forward`` over positions ``0..T-1`` and the state after them (kernel state, last inputs of
+        both token shifts); ``state`` (empty, from ``init_state``) only gives the shifts' dtype."""
+        h_BTC = self.tmix_norm(x_BTC)
+        dx_BTC, S_BHNN, v_first_BTC = self.tmix.prefill(h_BTC, v_first_BTC)
+        x_BTC = x_BTC + dx_BTC
+        g_BTC = self.cmix_norm(x_BTC)
+        x_BTC = x_BTC + self.cmix(g_BTC, F.pad(g_BTC, (0, 0, 1, -1)))
+        dtype = state["tmix_prev_BC"].dtype
+        state = {
+            "tmix_prev_BC": h_BTC[:, -1].to(dtype),
+            "cmix_prev_BC": g_BTC[:, -1].to(dtype),
+            "S_BHNN": S_BHNN,
+        }
+        return x_BTC, state, v_first_BTC
+
     def matmul_params(self) -> int:
         return sum(m.weight.numel() for m in self.modules() if isinstance(m, nn.Linear))
 
@@ -309,6 +330,17 @@ class RWKV7LanguageModel(LanguageModel):
             )
         state.pos += 1
         return self._logits(x_BC), state
+
+    def prefill(self, tokens_BT: torch.Tensor, *, last_only: bool = False):
+        """``LanguageModel.prefill`` with ``v_first`` threaded from layer 0 through the blocks."""
+        if tokens_BT.ndim != 2:
+            raise ValueError(f"tokens must be [batch, time], got shape {tuple(tokens_BT.shape)}")
+        state = self.init_state(tokens_BT.shape[0])
+        x_BTC, v_first_BTC = self.embed(tokens_BT), None
+        for index, block in enumerate(self.blocks):
+            x_BTC, state.layers[index], v_first_BTC = block.prefill(x_BTC, state.layers[index], v_first_BTC)
+        state.pos = tokens_BT.shape[1]
+        return self._logits(x_BTC[:, -1:] if last_only else x_BTC), state
 
 
 def build_rwkv7(config: RWKV7Config) -> RWKV7LanguageModel:

@@ -1,6 +1,11 @@
 """Transformer baseline, Llama style (Touvron et al. 2023): pre-norm RMSNorm, RoPE, SwiGLU, no biases,
 causal softmax attention through ``F.scaled_dot_product_attention``, optional grouped-query attention
-(``n_kv_heads < n_heads``, Ainslie et al. 2023). Decoding keeps a KV cache of fixed length ``seq_len``.
+(``n_kv_heads < n_heads``, Ainslie et al. 2023). Decoding keeps a KV cache that grows with the context
+(``init_state`` reserves ``seq_len`` positions, ``prefill`` exactly the context, ``step`` grows it past
+either). Past the training length RoPE keeps working: rotations are computed for any position (no table
+to index out of), though the model never saw angles that large in training, so quality past ``seq_len``
+is whatever ``orchestrator.efficiency.extrapolation`` measures (learned absolute positions would raise an
+index error there instead).
 
 Shape suffixes: B batch, T time, S key time, D d_model, H query heads, G kv heads, K head dim.
 """
@@ -98,15 +103,37 @@ class Attention(nn.Module):
             "v_BGSK": torch.zeros(shape, device=device, dtype=dtype),
         }
 
+    def prefill(self, x_BTD: torch.Tensor, state: dict[str, torch.Tensor]):
+        """``forward`` plus the KV cache of positions ``0..T-1``, exactly ``T`` long (``state`` only gives
+        the cache's dtype: prefill starts from an empty cache)."""
+        B, T, _ = x_BTD.shape
+        q_BHTK, k_BGTK, v_BGTK = self._project(x_BTD, torch.arange(T, device=x_BTD.device))
+        o_BHTK = F.scaled_dot_product_attention(
+            q_BHTK, self._expand_kv(k_BGTK), self._expand_kv(v_BGTK), is_causal=True
+        )
+        dtype = state["k_BGSK"].dtype
+        cache = {"k_BGSK": k_BGTK.to(dtype).contiguous(), "v_BGSK": v_BGTK.to(dtype).contiguous()}
+        return self.o_proj(o_BHTK.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)), cache
+
+    @staticmethod
+    def _reserve(state: dict[str, torch.Tensor], pos: int) -> None:
+        """Make room for position ``pos``: a full cache grows by a quarter (at least 256 positions), so
+        appending stays amortised O(1) per token and the cache never caps the context length."""
+        capacity = state["k_BGSK"].shape[2]
+        if pos < capacity:
+            return
+        grown = pos + max(256, capacity // 4)
+        for name in ("k_BGSK", "v_BGSK"):
+            old_BGSK = state[name]
+            new_BGSK = old_BGSK.new_zeros(*old_BGSK.shape[:2], grown, old_BGSK.shape[3])
+            new_BGSK[:, :, :capacity] = old_BGSK
+            state[name] = new_BGSK
+
     def step(self, x_BD: torch.Tensor, state: dict[str, torch.Tensor], pos: int):
-        if pos >= self.config.seq_len:
-            raise ValueError(
-                f"KV cache is full: position {pos} >= seq_len={self.config.seq_len}; "
-                "build the model with a larger seq_len to decode further"
-            )
         B = x_BD.shape[0]
         positions_T = torch.tensor([pos], device=x_BD.device)
         q_BH1K, k_BG1K, v_BG1K = self._project(x_BD[:, None, :], positions_T)
+        self._reserve(state, pos)
         state["k_BGSK"][:, :, pos : pos + 1] = k_BG1K.to(state["k_BGSK"].dtype)
         state["v_BGSK"][:, :, pos : pos + 1] = v_BG1K.to(state["v_BGSK"].dtype)
         k_BGSK = state["k_BGSK"][:, :, : pos + 1].to(q_BH1K.dtype)

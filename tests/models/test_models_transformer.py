@@ -61,14 +61,17 @@ def test_grouped_query_attention_decodes_like_training(n_kv_heads):
     assert (torch.stack(stepped, 1) - full_BTV).abs().max().item() < 1e-4
 
 
-def test_decoding_past_seq_len_says_how_to_fix_it():
-    model = _build(seq_len=2)
+def test_decoding_past_seq_len_grows_the_kv_cache():
+    """The cache is not capped at the training length (issue 16): stepping past seq_len grows it and
+    RoPE keeps rotating, so decoding still equals the training form over the longer sequence."""
+    model = _build(seq_len=2).eval()
+    tokens_BT = torch.randint(0, 29, (1, 7), generator=torch.Generator().manual_seed(0))
     state = model.init_state(1)
     with torch.no_grad():
-        for _ in range(2):
-            model.step(torch.tensor([1]), state)
-        with pytest.raises(ValueError, match="larger seq_len"):
-            model.step(torch.tensor([1]), state)
+        stepped = [model.step(tokens_BT[:, t], state)[0] for t in range(7)]
+        full_BTV = model(tokens_BT)
+    assert state.layers[0]["k_BGSK"].shape[2] >= 7
+    assert (torch.stack(stepped, 1) - full_BTV).abs().max().item() < 1e-4
 
 
 def test_residual_output_projections_get_scaled_init():

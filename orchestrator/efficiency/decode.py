@@ -1,0 +1,133 @@
+"""Decode speed and state size after a long context: prefill ``L`` tokens, then generate token by token.
+
+The prefill goes through ``model.prefill`` (the chunked training forms, returning the recurrent state or
+the KV cache; see ``models.lm.LanguageModel.prefill``), so a 32k context costs one forward pass rather
+than 32k ``step`` calls. Decoding then runs ``model.step`` greedily (each generated token is the argmax of
+the previous logits), timed with ``time.perf_counter``: the median over ``repeats`` runs, each from a
+copy of the same post-prefill state, after one untimed warm-up step (which also lets a KV cache grow its
+reserve, so the timed steps measure attention over the context, not a one-off reallocation).
+
+A recurrent model's step costs the same at every ``L`` (its state does not grow), so its tokens/s should
+be flat in ``L``: ``decode_flatness`` is tokens/s at the longest ``L`` over that at the shortest. A
+Transformer's step attends over its whole cache, so its cost grows with ``L``: measured, not assumed.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from orchestrator.efficiency.memory import state_bytes
+
+
+@dataclass(frozen=True)
+class DecodeMeasurement:
+    context_len: int  # L tokens prefilled before decoding
+    batch: int
+    decode_tokens: int  # tokens generated and timed
+    tokens_per_s: float  # generated tokens per second, all sequences in the batch counted
+    state_bytes: int  # bytes of recurrent state or KV cache per sequence after the prefill (measured)
+    prefill_s: float  # wall seconds of the prefill
+
+
+def _check_positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def random_tokens(vocab_size: int, batch: int, length: int, seed: int) -> torch.Tensor:
+    """``[batch, length]`` token ids drawn uniformly with a seeded generator (the content does not
+    change the cost of any architecture here: no early exit, no data-dependent sparsity)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, vocab_size, (batch, length), generator=generator)
+
+
+def _decode_seconds(model: Any, state: Any, next_B: torch.Tensor, decode_tokens: int) -> float:
+    """Wall seconds of ``decode_tokens`` greedy steps from ``state`` (which is consumed)."""
+    start = time.perf_counter()
+    for _ in range(decode_tokens):
+        logits_BV, state = model.step(next_B, state)
+        next_B = logits_BV.argmax(dim=-1)
+    return time.perf_counter() - start
+
+
+def measure_decode(
+    model: Any,
+    *,
+    context_len: int,
+    batch: int = 1,
+    decode_tokens: int = 32,
+    repeats: int = 3,
+    vocab_size: int | None = None,
+    seed: int = 0,
+) -> DecodeMeasurement:
+    """Prefill ``context_len`` random tokens for ``batch`` sequences, then time ``decode_tokens`` greedy
+    steps (median of ``repeats``). ``vocab_size`` defaults to the model's. The model is used as given
+    (eval mode, its device and dtype)."""
+    for name, value in (("context_len", context_len), ("batch", batch)):
+        _check_positive(name, value)
+    for name, value in (("decode_tokens", decode_tokens), ("repeats", repeats)):
+        _check_positive(name, value)
+    vocab_size = model.config.vocab_size if vocab_size is None else vocab_size
+    _check_positive("vocab_size", vocab_size)
+    device = next(model.parameters()).device
+    tokens_BT = random_tokens(vocab_size, batch, context_len, seed).to(device)
+    with torch.inference_mode():
+        model.prefill(tokens_BT[:, : min(context_len, 64)], last_only=True)  # warm up kernels, allocator
+        start = time.perf_counter()
+        logits_B1V, state = model.prefill(tokens_BT, last_only=True)
+        prefill_s = time.perf_counter() - start
+        per_sequence_bytes = state_bytes(state) // batch
+        # one untimed step: warms the step path and lets a KV cache reserve room past the context
+        logits_BV, state = model.step(logits_B1V[:, -1].argmax(dim=-1), state)
+        next_B = logits_BV.argmax(dim=-1)
+        seconds = [
+            _decode_seconds(model, copy.deepcopy(state), next_B, decode_tokens) for _ in range(repeats)
+        ]
+    return DecodeMeasurement(
+        context_len=context_len,
+        batch=batch,
+        decode_tokens=decode_tokens,
+        tokens_per_s=batch * decode_tokens / statistics.median(seconds),
+        state_bytes=per_sequence_bytes,
+        prefill_s=prefill_s,
+    )
+
+
+def decode_sweep(
+    model: Any, *, context_lens: Sequence[int], batches: Sequence[int] = (1,), **kw: Any
+) -> list[DecodeMeasurement]:
+    """``measure_decode`` at every (batch, context length), batches outer, lengths ascending; ``kw`` goes
+    to ``measure_decode`` (decode_tokens, repeats, vocab_size, seed)."""
+    if not context_lens:
+        raise ValueError("context_lens must name at least one length, e.g. (512, 2048, 8192)")
+    if not batches:
+        raise ValueError("batches must name at least one batch size, e.g. (1, 8)")
+    return [
+        measure_decode(model, context_len=length, batch=batch, **kw)
+        for batch in batches
+        for length in sorted(context_lens)
+    ]
+
+
+def decode_flatness(measurements: Sequence[DecodeMeasurement], batch: int = 1) -> float:
+    """Tokens/s at the longest context over tokens/s at the shortest, among the measurements at
+    ``batch`` (several at one length are averaged). 1.0 is perfectly flat; a recurrent model should
+    stay >= 0.8, a Transformer's falls as its cache grows. ``ValueError`` with fewer than two lengths."""
+    by_length: dict[int, list[float]] = {}
+    for measurement in measurements:
+        if measurement.batch == batch:
+            by_length.setdefault(measurement.context_len, []).append(measurement.tokens_per_s)
+    if len(by_length) < 2:
+        raise ValueError(
+            f"decode_flatness needs measurements at two or more context lengths for batch={batch}, "
+            f"got lengths {sorted(by_length)}; measure more context_lens or pass the batch you measured"
+        )
+    shortest, longest = min(by_length), max(by_length)
+    return statistics.fmean(by_length[longest]) / statistics.fmean(by_length[shortest])
