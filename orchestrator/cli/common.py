@@ -12,6 +12,9 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console, ConsoleDimensions
 
+# BadInput: raised by commands and by the shared operations for problems the user must fix (exit code 2)
+from orchestrator.operations.errors import BadInput as BadInput
+
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 T = TypeVar("T")
 NOT_A_TERMINAL_WIDTH = 400  # columns: more than any of our tables needs
@@ -43,10 +46,6 @@ err_console = WideWhenNotTerminal(stderr=True)
 
 def out_console(json_mode: bool) -> Console:
     return err_console if json_mode else WideWhenNotTerminal()
-
-
-class BadInput(Exception):
-    """Raised by commands for problems the user must fix (exit code 2)."""
 
 
 def bad_input_types() -> tuple[type[BaseException], ...]:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator.cli.common import BadInput, err_console, guarded, open_store, out_console, print_json
+from orchestrator.cli.common import err_console, guarded, open_store, out_console, print_json
 from orchestrator.cli.law_format import (
     backtest_table,
     health_label,
@@ -17,7 +17,6 @@ from orchestrator.cli.law_format import (
     print_health,
 )
 from orchestrator.cli.sweeps import DbOption, JsonOption, WorkdirOption
-from orchestrator.units import parse_count
 
 FormOption = Annotated[
     str,
@@ -35,22 +34,9 @@ SeedOption = Annotated[int, typer.Option("--seed", help="bootstrap seed")]
 
 
 def _count(value: str | None, what: str) -> float | None:
-    if value is None:
-        return None
-    try:
-        return parse_count(value, what=what)
-    except ValueError as exc:
-        raise BadInput(str(exc)) from None
+    from orchestrator.operations.laws import parse_count_option
 
-
-def _scalars(value: Any) -> Any:
-    """Predictions are vectorised in ``laws``; a single query reads better as plain numbers."""
-    if isinstance(value, dict):
-        return {k: _scalars(v) for k, v in value.items()}
-    if isinstance(value, list):
-        items = [_scalars(v) for v in value]
-        return items[0] if len(items) == 1 else items
-    return value
+    return parse_count_option(value, what)
 
 
 def fit(
@@ -106,57 +92,6 @@ def fit(
     guarded(body)
 
 
-def _checked_runs(store, sweep: str | None, arch: str | None, metric: str):
-    from orchestrator.store.law_inputs import law_runs
-
-    if sweep is not None and store.get_sweep(sweep) is None:
-        raise BadInput(
-            f"sweep {sweep!r} is not in the store; known: {', '.join(s.name for s in store.sweeps()) or 'none'}"
-        )
-    try:
-        runs = law_runs(store, sweep, metric=metric, arch=arch)
-    except ValueError as exc:
-        raise BadInput(f"--metric: {exc}") from None
-    if not len(runs):
-        raise BadInput(
-            f"no finished runs with {metric!r}"
-            + (f" for {arch!r}" if arch else "")
-            + (f" in sweep {sweep!r}" if sweep else "")
-            + "; run a sweep first or check --arch / --metric"
-        )
-    return runs
-
-
-def _store_fits(
-    store,
-    sweep: str | None,
-    arch: str | None,
-    metric: str,
-    form: str,
-    n_boot: int,
-    seed: int,
-    backtest: bool = False,
-):
-    from orchestrator.store.law_inputs import fit_cached
-
-    runs = _checked_runs(store, sweep, arch, metric)
-    fits = {
-        group: fit_cached(
-            store,
-            runs.only(group),
-            metric=metric,
-            form=form,
-            sweep=sweep,
-            group=group,
-            n_boot=n_boot,
-            seed=seed,
-            backtest=backtest,
-        )
-        for group in runs.groups
-    }
-    return runs, fits
-
-
 def laws_command(
     sweep: Annotated[str | None, typer.Argument(help="sweep name; all stored runs if omitted")] = None,
     arch: Annotated[str | None, typer.Option("--arch", help="only this architecture (name or label)")] = None,
@@ -186,14 +121,12 @@ def laws_command(
     """
 
     def body() -> None:
+        from orchestrator.operations.laws import laws_document
+
         store = open_store(db, workdir)
-        runs, fits = _store_fits(store, sweep, arch, metric, form, n_boot, seed, backtest)
-        document = {
-            "sweep": sweep,
-            "metric": metric,
-            "fits": {g: f.to_json() for g, f in fits.items()},
-            "excluded": runs.excluded,
-        }
+        document = laws_document(
+            store, sweep, arch=arch, metric=metric, form=form, n_boot=n_boot, seed=seed, backtest=backtest
+        )
         if json_out:
             print_json(document)
             return
@@ -202,7 +135,7 @@ def laws_command(
             print_fit(console, fit_json, f"{group}: {metric} ~ {fit_json['form']}")
         if backtest:
             console.print(backtest_table(document["fits"]))
-        _print_excluded(console, runs.excluded)
+        _print_excluded(console, document["excluded"])
 
     guarded(body)
 
@@ -233,49 +166,37 @@ def predict(
     """
 
     def body() -> None:
-        n, d, c = _count(params, "--params"), _count(tokens, "--tokens"), _count(compute, "--compute")
-        if (c is None) == (n is None or d is None) or (c is not None and (n or d)):
-            raise BadInput("give either --params and --tokens, or --compute alone")
+        from orchestrator.operations.laws import predict_document
+
         store = open_store(db, workdir)
-        _, fits = _store_fits(store, sweep, arch, metric, form, n_boot, seed)
-        if len(fits) != 1:
-            raise BadInput(f"--arch {arch!r} matches {sorted(fits)}; use one label")
-        ((group, result),) = fits.items()
-        if c is not None:
-            if result.form != "chinchilla" and "compute" not in laws_features(result.form):
-                raise BadInput(f"--compute needs a law of compute; the {result.form} fit has none")
-            if result.form == "chinchilla":
-                optimal = result.optimal(c)
-                numbers = {k: _scalars(v.to_json()) for k, v in optimal.items()}
-            else:
-                numbers = {"predicted": _scalars(result.predict(compute=c).to_json())}
-            document = {"arch": group, "metric": metric, "compute": c, **numbers}
-            where = f"{c:.3g} FLOPs" + (" (compute-optimal)" if result.form == "chinchilla" else "")
-        else:
-            if result.form == "chinchilla":
-                prediction = result.predict(params=n, tokens=d)
-            elif "compute" in laws_features(result.form):
-                # A law of compute alone predicts (N, D) through C = 6ND: say so beside the number.
-                prediction = result.predict(compute=result.compute_factor * n * d)
-            else:
-                raise BadInput(
-                    f"the {result.form} fit cannot predict at --params and --tokens; use --form chinchilla"
-                )
-            document = {
-                "arch": group,
-                "metric": metric,
-                "params": n,
-                "tokens": d,
-                "predicted": _scalars(prediction.to_json()),
-            }
-            where = f"{n:.3g} params, {d:.3g} tokens"
-            if result.form != "chinchilla":
-                where += f" (C = 6ND = {result.compute_factor * n * d:.3g} FLOPs, {result.form} law)"
-        document["fit"] = result.to_json()
+        document = predict_document(
+            store,
+            arch=arch,
+            params=params,
+            tokens=tokens,
+            compute=compute,
+            sweep=sweep,
+            metric=metric,
+            form=form,
+            n_boot=n_boot,
+            seed=seed,
+        )
         if json_out:
             print_json(document)
             return
         console = out_console(False)
+        group, fit_json = document["arch"], document["fit"]
+        if "compute" in document:
+            c = document["compute"]
+            where = f"{c:.3g} FLOPs" + (" (compute-optimal)" if fit_json["form"] == "chinchilla" else "")
+        else:
+            n, d = document["params"], document["tokens"]
+            where = f"{n:.3g} params, {d:.3g} tokens"
+            if fit_json["form"] != "chinchilla":
+                from laws.data import DEFAULT_COMPUTE_FACTOR
+
+                factor = fit_json["fit"].get("compute_factor", DEFAULT_COMPUTE_FACTOR)
+                where += f" (C = 6ND = {factor * n * d:.3g} FLOPs, {fit_json['form']} law)"
         predicted = document["predicted"]
         console.print(
             f"{group}: " + prediction_line(metric, predicted["value"], predicted["ci95"], where),
@@ -288,19 +209,13 @@ def predict(
                     f"{document[key]['ci95'][1]:.4g})",
                     highlight=False,
                 )
-        console.print(f"  from the {result.form} fit on {result.n_runs} runs", highlight=False)
+        console.print(f"  from the {fit_json['form']} fit on {fit_json['n_runs']} runs", highlight=False)
         note = not_an_estimate_note(document["fit"])
         if note:
             console.print(f"  {note}", style="bold red", highlight=False)
         print_health(console, document["fit"])
 
     guarded(body)
-
-
-def laws_features(form: str) -> tuple[str, ...]:
-    from laws import FORMS
-
-    return FORMS[form].features if form in FORMS else ()
 
 
 def compare(
@@ -326,43 +241,24 @@ def compare(
     """
 
     def body() -> None:
-        import laws
-        from orchestrator.store.law_inputs import comparable_fits
+        from orchestrator.operations.laws import compare_document
 
-        target = _count(at, "--at")
         store = open_store(db, workdir)
-        runs = _checked_runs(store, sweep, None, metric)
-        if baseline not in runs.groups:
-            raise BadInput(
-                f"--baseline {baseline!r} has no finished runs; architectures with runs: {runs.groups}"
-            )
-        others = [g for g in runs.groups if g != baseline]
-        if not others:
-            raise BadInput(f"only {baseline!r} has runs; a comparison needs a second architecture")
-
-        results = {}
-        for g in others:
-            fit_x, fit_base = comparable_fits(
-                store, runs, g, baseline, form=form, sweep=sweep, n_boot=n_boot, seed=seed
-            )
-            results[g] = laws.compare_fits(fit_x, fit_base, at_compute=target, name_x=g, name_base=baseline)
+        document = compare_document(
+            store, sweep, baseline=baseline, at=at, metric=metric, form=form, n_boot=n_boot, seed=seed
+        )
         if json_out:
-            print_json(
-                {
-                    "sweep": sweep,
-                    "baseline": baseline,
-                    "metric": metric,
-                    "comparisons": {g: r.to_json() for g, r in results.items()},
-                    "excluded": runs.excluded,
-                }
-            )
+            print_json(document)
             return
         console = out_console(False)
-        for g, result in results.items():
-            fits = {g: result.fits["x"].to_json(), baseline: result.fits["baseline"].to_json()}
+        for g, result in document["comparisons"].items():
+            fits = {g: result["fits"]["x"], baseline: result["fits"]["baseline"]}
             health = ", ".join(f"{name} {health_label(f)}" for name, f in fits.items())
             console.print(
-                f"[{result.form}; {health}] {result.verdict}", highlight=False, soft_wrap=True, markup=False
+                f"[{result['form']}; {health}] {result['verdict']}",
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
             )
             for name, fit_json in fits.items():
                 if health_label(fit_json) != "healthy":

@@ -8,20 +8,8 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli.common import BadInput, err_console, guarded, open_store
-from orchestrator.cli.law_commands import BootOption, SeedOption, _count
+from orchestrator.cli.law_commands import BootOption, SeedOption
 from orchestrator.cli.sweeps import DbOption, WorkdirOption
-
-FRONTIER_FORMS = ("chinchilla", "power_c", "power_c_noE")
-
-
-def report_metric(value: str) -> str:
-    """``final_val_loss`` (the trial column) and ``val_loss`` (the law metric) name the same thing."""
-    from orchestrator.store.law_inputs import METRICS
-
-    metric = value.removeprefix("final_")
-    if metric not in METRICS:
-        raise BadInput(f"--metric: unknown metric {value!r}; known: {', '.join(METRICS)}")
-    return metric
 
 
 def report(
@@ -65,25 +53,17 @@ def report(
     """
 
     def body() -> None:
-        from orchestrator.report import ReportSettings, write_report
+        from orchestrator.operations.report import report_settings, write_report_file
 
-        settings = ReportSettings(
-            metric=report_metric(metric),
-            form=_form(form),
-            baseline=baseline,
-            at_compute=_count(at, "--at"),
-            n_boot=_n_boot(n_boot),
-            seed=seed,
+        settings = report_settings(
+            metric=metric, form=form, baseline=baseline, at=at, n_boot=n_boot, seed=seed
         )
         target = out.expanduser()
         if target.is_dir():
             raise BadInput(f"--out: {target} is a folder; give a file name such as {target / 'report.html'}")
         store = open_store(db, workdir)
         try:
-            if store.get_sweep(sweep) is None:
-                known = ", ".join(s.name for s in store.sweeps()) or "none"
-                raise BadInput(f"sweep {sweep!r} is not in the store; known: {known}")
-            write_report(
+            write_report_file(
                 store, sweep, target, settings, progress=lambda line: err_console.print(line, style="dim")
             )
         finally:
@@ -93,18 +73,3 @@ def report(
         err_console.print(f"wrote {target} ({size_mb:.1f} MB, {what})")
 
     guarded(body)
-
-
-def _form(value: str) -> str:
-    if value != "auto" and value not in FRONTIER_FORMS:
-        raise BadInput(
-            f"--form: the report compares laws of compute; use auto or one of {', '.join(FRONTIER_FORMS)} "
-            f"(got {value!r})"
-        )
-    return value
-
-
-def _n_boot(value: int) -> int:
-    if value < 2:
-        raise BadInput("--n-boot: needs at least 2 resamples for the intervals and verdicts")
-    return value

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -112,39 +110,9 @@ def _print_study_checks(console, spec, trials, items) -> None:  # type: ignore[n
 
 
 def _trial_dict(trial: Any) -> dict[str, Any]:
-    keys = (
-        "id",
-        "arch",
-        "label",
-        "status",
-        "attempts",
-        "size_target",
-        "params_total",
-        "params_embedding",
-        "params_non_embedding",
-        "state_size",
-        "seq_len",
-        "tokens",
-        "steps_total",
-        "steps_done",
-        "tokens_seen",
-        "flops_6nd",
-        "flops_exact",
-        "seed",
-        "lr",
-        "final_train_loss",
-        "final_val_loss",
-        "final_val_bpb",
-        "wall_time_s",
-        "diverged_step",
-        "error",
-        "mlflow_run_id",
-        "corpus_fingerprint",
-        "code_version",
-        "role",
-        "parent_id",
-    )
-    return {k: getattr(trial, k) for k in keys} | {"final_metrics": trial.final_metrics or {}}
+    from orchestrator.operations.sweeps import trial_dict
+
+    return trial_dict(trial)
 
 
 def plan(
@@ -531,18 +499,15 @@ def status(
     """
 
     def body() -> None:
+        from orchestrator.operations.sweeps import status_document
         from orchestrator.progress import format_status_counts, progress_table
 
         store = open_store(db, workdir)
-        names = [sweep] if sweep else [s.name for s in store.sweeps()]
-        if sweep and store.get_sweep(sweep) is None:
-            raise BadInput(
-                f"sweep {sweep!r} is not in the store; known sweeps: "
-                f"{', '.join(s.name for s in store.sweeps()) or 'none yet'}"
-            )
+        document = status_document(store, sweep)
         if json_out:
-            print_json({"sweeps": [{"name": n, "status": store.status_counts(n)} for n in names]})
+            print_json(document)
             return
+        names = [entry["name"] for entry in document["sweeps"]]
         console = out_console(False)
         if not names:
             console.print("no sweeps yet; start one with `ceiling run examples/quickstart.yaml`")
@@ -585,45 +550,18 @@ def runs(
     """
 
     def body() -> None:
-        store = open_store(db, workdir)
-        if sweep and store.get_sweep(sweep) is None:
-            raise BadInput(
-                f"sweep {sweep!r} is not in the store; known sweeps: "
-                f"{', '.join(s.name for s in store.sweeps()) or 'none yet'}"
-            )
-        trials = store.trials(sweep)
-        if law_points:
-            from orchestrator.law_points import law_point_rows, write_csv
+        from orchestrator.operations import sweeps as operations
 
-            if not csv_out:
-                raise BadInput("--law-points goes with --csv (it writes the law-points CSV)")
-            write_csv(law_point_rows(trials), sys.stdout)
-            return
-        rows = [_trial_dict(t) for t in trials]
-        if evals:
-            by_trial: dict[str, list] = {}
-            for row in store.evals([t.id for t in trials]):
-                by_trial.setdefault(row.trial_id, []).append(
-                    {
-                        "step": row.step,
-                        "tokens_seen": row.tokens_seen,
-                        "flops": row.flops,
-                        "metric": row.metric,
-                        "value": row.value,
-                    }
-                )
-            for row in rows:
-                row["evals"] = by_trial.get(row["id"], [])
-        if json_out:
-            print_json({"sweep": sweep, "trials": rows})
+        store = open_store(db, workdir)
+        operations.require_sweep(store, sweep)
+        if law_points:
+            operations.check_runs_options(csv_out=csv_out, law_points=law_points)
+            sys.stdout.write(operations.law_points_csv(store, sweep))
+        elif json_out:
+            print_json(operations.runs_document(store, sweep, evals=evals))
         elif csv_out:
-            buffer = io.StringIO()
-            fields = [k for k in rows[0] if k not in ("final_metrics", "evals", "error")] if rows else ["id"]
-            writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-            sys.stdout.write(buffer.getvalue())
+            sys.stdout.write(operations.runs_csv(store, sweep))
         else:
-            out_console(False).print(_results_table(trials, sweep or "all trials"))
+            out_console(False).print(_results_table(store.trials(sweep), sweep or "all trials"))
 
     guarded(body)
