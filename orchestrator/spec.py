@@ -257,6 +257,62 @@ class DeepSpeedSpec(_Strict):
         return name
 
 
+class EfficiencySpec(_Strict):
+    """The efficiency study (``efficiency:``): measured on each trained model of an LM ladder, at its end.
+
+    Decode: prefill ``contexts`` tokens, then generate ``decode_tokens`` through the recurrent state or
+    the KV cache, at each batch of ``batches``; tokens/s and bytes of state. Extrapolation: validation
+    loss at each factor of ``extrapolation`` x data.seq_len. Prefill: forward time at ``prefill`` lengths
+    (default: the contexts). See orchestrator/kinds/efficiency.py.
+    """
+
+    contexts: list[int] = Field(default_factory=lambda: [512, 2048, 8192, 32768], min_length=1)
+    batches: list[int] = Field(default_factory=lambda: [1, 8], min_length=1)
+    decode_tokens: int = Field(default=32, ge=1, le=4096)
+    max_batch_tokens: int = Field(
+        default=65_536,
+        ge=1,
+        description="a batch above 1 is measured only at contexts with batch x L <= this (its prefill "
+        "costs batch x L tokens); batch 1 at every context",
+    )
+    extrapolation: list[int] = Field(default_factory=lambda: [1, 2, 4, 8], min_length=1)
+    extrapolation_tokens: int = Field(
+        default=65_536, ge=64, description="validation tokens read per extrapolation length (at most)"
+    )
+    prefill: list[int] | None = Field(
+        default=None,
+        min_length=1,
+        description="lengths to time a forward pass at (median of repeats); default: the decode's own "
+        "prefill at each context, timed once",
+    )
+    repeats: int = Field(default=3, ge=1, le=100, description="timed repeats; the median is kept")
+
+    @field_validator("contexts", "batches", "extrapolation", "prefill")
+    @classmethod
+    def _positive_sorted(cls, values: list[int] | None) -> list[int] | None:
+        if values is None:
+            return values
+        if any(v < 1 for v in values):
+            raise ValueError(f"values must be >= 1, got {values}")
+        if len(set(values)) != len(values):
+            raise ValueError(f"duplicates in {values}")
+        return sorted(values)
+
+    @field_validator("extrapolation")
+    @classmethod
+    def _has_training_length(cls, values: list[int]) -> list[int]:
+        if 1 not in values:
+            raise ValueError(f"include 1 (the training length: the loss the others are read against), got {values}")
+        return values
+
+    @field_validator("contexts", "prefill")
+    @classmethod
+    def _context_bound(cls, values: list[int] | None) -> list[int] | None:
+        if values is not None and max(values) > 4_194_304:
+            raise ValueError(f"context lengths above 4M tokens are not measured, got {max(values)}")
+        return values
+
+
 class SweepSpec(_Strict):
     name: str
     description: str = ""
@@ -268,6 +324,11 @@ class SweepSpec(_Strict):
     task: TaskSpec | None = Field(
         default=None,
         description="a recall study (mqar | copy) instead of a language-model ladder; see orchestrator/recall",
+    )
+    efficiency: EfficiencySpec | None = Field(
+        default=None,
+        description="measure decode cost, state bytes, prefill time and length extrapolation of every "
+        "trained model (an efficiency study); see EfficiencySpec",
     )
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     data: DataSpec = Field(default_factory=DataSpec)
@@ -350,6 +411,11 @@ class SweepSpec(_Strict):
         if self.task is not None and self.tuning is not None:
             raise ValueError(
                 "tuning: only for language-model studies; a recall study (task:) already sweeps lrs"
+            )
+        if self.task is not None and self.efficiency is not None:
+            raise ValueError(
+                "efficiency: only for language-model studies (it measures models trained on a corpus); "
+                "remove it from a recall study"
             )
         if self.task is not None and self.training.branches:
             raise ValueError(

@@ -12,14 +12,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from orchestrator.kinds.efficiency import EFFICIENCY
 from orchestrator.kinds.kind import StudyKind
 from orchestrator.kinds.ladder import LADDER
 from orchestrator.kinds.recall import RECALL
 from orchestrator.trial import PlannedTrial, TrialConfig, register_task_part, unregister_task_part
 
 # The built-in kinds; a new kind is one module plus its line here (or a register() call elsewhere).
-_BUILT_IN = (LADDER.name, RECALL.name)
-_KINDS: dict[str, StudyKind] = {kind.name: kind for kind in (LADDER, RECALL)}
+_BUILT_IN = (LADDER.name, RECALL.name, EFFICIENCY.name)
+# Order matters: later kinds are asked first (the efficiency study claims ladders with efficiency:).
+_KINDS: dict[str, StudyKind] = {kind.name: kind for kind in (LADDER, RECALL, EFFICIENCY)}
+register_task_part(
+    EFFICIENCY.task_part
+)  # not in orchestrator.trial: its stored configs parse once kinds load
 
 
 def register(kind: StudyKind) -> StudyKind:

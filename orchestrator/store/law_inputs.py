@@ -56,6 +56,14 @@ class LawRuns:
         return len(self.columns["run_id"])
 
 
+def metric_direction(metric: str) -> tuple[bool, float | None] | None:
+    """(higher is better, best possible value) of a known metric: the table above, or an efficiency
+    study's headline metric (``decode_ms_per_token_L8192``, ...; orchestrator/store/efficiency.py)."""
+    from orchestrator.store.efficiency import efficiency_metric
+
+    return METRICS.get(metric) or efficiency_metric(metric)
+
+
 def metric_value(trial: Any, metric: str) -> float | None:
     value = getattr(trial, f"final_{metric}", None)
     if value is None:
@@ -64,11 +72,22 @@ def metric_value(trial: Any, metric: str) -> float | None:
 
 
 def law_runs(
-    store: Store, sweep: str | None = None, *, metric: str = "val_loss", arch: str | None = None
+    store: Store,
+    sweep: str | None = None,
+    *,
+    metric: str = "val_loss",
+    arch: str | None = None,
+    cost: str | None = None,
 ) -> LawRuns:
-    """Final records of the done trials of a sweep (or of every sweep), grouped by architecture label."""
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    """Final records of the done trials of a sweep (or of every sweep), grouped by architecture label.
+
+    ``cost``: a final metric (e.g. ``decode_ms_per_token_L8192``) put in the ``compute`` column instead
+    of training FLOPs, so a law of the metric against inference cost is fitted like any other."""
+    from orchestrator.store.efficiency import METRIC_EXAMPLES
+
+    for name in (metric, cost):
+        if name is not None and metric_direction(name) is None:
+            raise ValueError(f"unknown metric {name!r}; known: {', '.join(METRICS)}, or {METRIC_EXAMPLES}")
     columns: dict[str, list[Any]] = {
         k: [] for k in ("run_id", "params", "tokens", "compute", "group", metric)
     }
@@ -95,20 +114,21 @@ def law_runs(
                 )
             continue
         value = metric_value(trial, metric)
-        if value is None:
+        compute = float(trial.flops_6nd) if cost is None else metric_value(trial, cost)
+        if value is None or compute is None:
             excluded.append(
                 {
                     "trial": trial.id,
                     "label": trial.label,
                     "status": trial.status,
-                    "reason": f"no {metric} recorded",
+                    "reason": f"no {metric if value is None else cost} recorded",
                 }
             )
             continue
         columns["run_id"].append(trial.id)
         columns["params"].append(float(trial.params_non_embedding))
         columns["tokens"].append(float(trial.tokens))
-        columns["compute"].append(float(trial.flops_6nd))
+        columns["compute"].append(compute)
         columns["group"].append(trial.label)
         columns[metric].append(value)
     return LawRuns(columns, metric, excluded)
@@ -158,7 +178,7 @@ def fit_cached(
                 **fit_kwargs,
             )
         )
-    higher, best = METRICS.get(metric, (False, None))
+    higher, best = metric_direction(metric) or (False, None)
     settings = {"form": form, "metric": metric, "n_boot": n_boot, "seed": seed, **fit_kwargs}
     settings["cache_version"] = FIT_CACHE_VERSION
     if backtest:

@@ -180,4 +180,5 @@ class Fit(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+from orchestrator.store import efficiency_schema as _efficiency_schema  # noqa: E402, F401  (the efficiency table)
 from orchestrator.store import service_schema as _service_schema  # noqa: E402, F401  (the service tables)

@@ -199,6 +199,11 @@ def finish_trial(run: TrialRun) -> dict[str, Any]:
         "last_train_loss": run.train_loss,
     }
     if run.reporter:
+        # A kind's own results beyond metrics (the efficiency study's measurements), stored before
+        # the final record so that a done trial has them.
+        record_results = getattr(run.task, "record_results", None)
+        if record_results is not None:
+            record_results(run.reporter)
         run.reporter.finish(**final)
         run.checkpoints.clear()  # done is final: the checkpoint is no longer needed
         branch = run.config.branch

@@ -66,6 +66,11 @@ class TrialReporter:
         self.store.record_evals(self.trial_id, self.attempt, rows)
         self.metrics(step, values)
 
+    def log_text(self, text: str, artifact_file: str) -> None:
+        """A file on the trial's MLflow run (e.g. a table of measurements); nothing without MLflow."""
+        if self._mlflow is not None:
+            self._mlflow.log_text(self._mlflow_run_id, text, artifact_file)
+
     def finish(self, **final: Any) -> None:
         self.flush_metrics()
         self.store.finish(self.trial_id, self.attempt, **final)

@@ -7,7 +7,9 @@ The loop (``orchestrator.training.loop``) is the same for every trial. Its task 
   trial sees the data an uninterrupted one would;
 - ``evaluate(engine, ...)``: the metrics of a periodic evaluation;
 - ``final_evaluate(engine, ...)``: extra metrics measured once, at the end;
-- ``tokens_seen(step)`` and ``flops_seq_len`` for accounting.
+- ``tokens_seen(step)`` and ``flops_seq_len`` for accounting;
+- optionally ``record_results(reporter)``: called on rank 0 after the final evaluation and before the
+  final record, for results that are not metrics (the efficiency study's measurement table).
 """
 
 from __future__ import annotations
