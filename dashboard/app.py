@@ -21,6 +21,7 @@ PAGE_SPECS = (
     ("scaling_laws.py", "Scaling laws", "scaling-laws"),
     ("ceiling_test.py", "Ceiling test", "ceiling-test"),
     ("recall.py", "Recall", "recall"),
+    ("efficiency.py", "Efficiency", "efficiency"),
 )
 
 

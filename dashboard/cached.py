@@ -49,6 +49,13 @@ def recall_rows(url: str, token: str, sweep: str | None) -> pd.DataFrame:
     return queries.recall_rows(store(url), sweep)
 
 
+@st.cache_data(show_spinner=False, max_entries=ENTRIES)
+def efficiency_rows(url: str, token: str, sweep: str | None) -> pd.DataFrame:
+    from dashboard.efficiency_view import measurement_rows
+
+    return measurement_rows(store(url), sweep)
+
+
 @st.cache_data(
     show_spinner="Fitting scaling laws with a bootstrap (cached once done)...", max_entries=ENTRIES
 )

@@ -62,6 +62,7 @@ class ReportData:
     tuning: list[dict[str, Any]] | None  # None: this store keeps no tuning results
     problems: list[dict[str, str]]
     report_version: str
+    efficiency: Any = None  # efficiency_section.EfficiencySection, or None: no efficiency measurements
 
 
 def _noop(_: str) -> None:
@@ -100,6 +101,16 @@ def collect(
         tuning=tuning_results(store, sweep),
         problems=problems(trials, runs),
         report_version=code_version(),
+        efficiency=_efficiency(store, sweep, settings, progress),
+    )
+
+
+def _efficiency(store: Store, sweep: str, settings: ReportSettings, progress: Callable[[str], None]) -> Any:
+    from orchestrator.report.efficiency_section import collect_efficiency
+
+    progress("efficiency measurements")
+    return collect_efficiency(
+        store, sweep, baseline=settings.baseline, n_boot=settings.n_boot, seed=settings.seed
     )
 
 

@@ -91,6 +91,10 @@ def render_markdown(data: ReportData) -> str:
         out += [f"- {result.verdict}\n" for _, result in sorted(data.laws.comparisons.items())]
     for group, why in sorted(data.laws.comparison_missing.items()):
         out.append(f"- no comparison for {group}: {why}\n")
+    if data.efficiency is not None:
+        from orchestrator.report.efficiency_section import efficiency_markdown
+
+        out.append("\n" + efficiency_markdown(data.efficiency))
     if data.tuning:
         rows, at_edge = _tuning_rows(data.tuning)
         out += [

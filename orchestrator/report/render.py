@@ -36,6 +36,7 @@ SECTIONS = (
     ("health", "Fit health and backtests"),
     ("comparison", "Comparison with the baseline"),
     ("recall", "Recall"),
+    ("efficiency", "Efficiency"),
     ("tuning", "Tuning"),
     ("excluded", "Excluded, failed and diverged trials"),
 )
@@ -108,6 +109,7 @@ def render_html(data: ReportData) -> str:
         _health(data),
         _comparison(data),
         _recall(data),
+        _efficiency(data),
         _tuning(data),
         _excluded(data),
     ]
@@ -333,6 +335,12 @@ def _recall(data: ReportData) -> str:
         '<p class="muted">Per architecture and width: the best learning rate\'s mean over seeds '
         "(bars: min to max); of several token budgets, the largest.</p>"
     )
+
+
+def _efficiency(data: ReportData) -> str:
+    from orchestrator.report.efficiency_section import efficiency_html
+
+    return efficiency_html(data.efficiency, _heading("efficiency"))
 
 
 def _tuning(data: ReportData) -> str:
