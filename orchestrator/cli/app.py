@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from orchestrator.cli import dashboard, law_commands, report, sweeps
+from orchestrator.cli import dashboard, law_commands, report, serve, sweeps, tokens
 from orchestrator.cli import recall as recall_cli
 
 app = typer.Typer(
@@ -32,6 +32,8 @@ app.command("compare")(law_commands.compare)
 app.command("recall")(recall_cli.recall)
 app.command("dashboard")(dashboard.dashboard)
 app.command("report")(report.report)
+app.command("serve")(serve.serve)
+app.add_typer(tokens.app, name="token")
 
 
 def main() -> None:

@@ -1,0 +1,207 @@
+"""The queue runner: a thread of the server that starts queued sweeps fairly and watches them.
+
+Each running sweep is a child process, ``ceiling resume NAME`` with the service's store, Ray address
+and MLflow settings: the same runner as the CLI (orchestrator/scheduling/runner.py), which reads the
+spec from the store, runs only the trials not done yet, and releases its trials on SIGINT. So:
+
+- a cancelled sweep is ``cancelled`` in the store at once; if it was running, its process gets
+  SIGINT (then SIGKILL after a grace period) and its running trials go back to pending, with their
+  checkpoints;
+- the children die with the server (PR_SET_PDEATHSIG), so a server killed with SIGKILL leaves no
+  orphan training; on start-up every sweep still marked ``running`` is started again, and trial ids
+  plus the store's statuses make sure that no finished trial runs twice;
+- a child's exit code says how it ended: 0 done, 1 some trials failed, anything else failed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.api.settings import ServiceSettings
+from orchestrator.store import service_queue
+
+log = logging.getLogger("ceiling.api.queue")
+CANCEL_GRACE_S = 20.0  # SIGINT lets the runner release its trials; then SIGKILL
+LOG_FOLDER = "service-logs"
+
+
+@dataclass
+class SweepProcess:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+    cancelling_since: float | None = None
+    stopping: bool = False  # the server is shutting down: leave the queue row `running` to resume
+    started: float = field(default_factory=time.monotonic)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Ask Linux to SIGKILL this child when the server's scheduler thread dies (SIGKILL included)."""
+    try:
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except Exception:
+        pass
+    os.setsid()  # its own process group: a cancel stops the runner and what it started, nothing else
+
+
+class QueueRunner:
+    def __init__(self, store: Any, settings: ServiceSettings):
+        self.store, self.settings = store, settings
+        self.running: dict[str, SweepProcess] = {}
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.log_dir = settings.workdir / LOG_FOLDER
+
+    # --- life cycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="ceiling-queue-runner", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Look at the queue now (after a submit or a cancel) instead of at the next tick."""
+        self._wake.set()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop the children politely (their trials are released and resume on the next start)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    # --- the loop ---------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        # Children are started from this thread only: PR_SET_PDEATHSIG fires when the thread that
+        # forked a child ends, and this thread lives as long as the server.
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception as exc:  # the store away, most likely: try again on the next tick
+                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                from orchestrator.store.engine import _redact_text
+
+                log.warning("queue runner: %s: %s; retrying", type(exc).__name__, _redact_text(first_line))
+            self._wake.wait(self.settings.scheduler_interval_s)
+            self._wake.clear()
+        self._shutdown_children()
+
+    def tick(self) -> None:
+        """One pass: reap finished children, act on cancels, resume or start sweeps up to the limit."""
+        self._reap()
+        every = service_queue.entries(self.store)
+        for entry in every:
+            child = self.running.get(entry.name)
+            if entry.status == "running" and child is None:
+                self._spawn(entry.name)  # running in the store but not here: the server restarted
+            elif child is not None and entry.status == "cancelled" and child.cancelling_since is None:
+                self._interrupt(child)
+        for child in self.running.values():
+            if (
+                child.cancelling_since is not None
+                and time.monotonic() - child.cancelling_since > CANCEL_GRACE_S
+            ):
+                _kill_group(child.process)
+        while len(self.running) < self.settings.max_running_sweeps:
+            chosen = service_queue.pick_next(service_queue.entries(self.store))
+            if chosen is None or chosen.name in self.running:
+                break  # nothing queued, or a resubmitted sweep whose cancelled process is still stopping
+            if service_queue.claim(self.store, chosen.name):
+                log.info("starting sweep %s of %s", chosen.name, chosen.owner)
+                self._spawn(chosen.name)
+
+    def _reap(self) -> None:
+        for name, child in list(self.running.items()):
+            code = child.process.poll()
+            if code is None:
+                continue
+            del self.running[name]
+            if child.stopping:
+                continue
+            entry = service_queue.get(self.store, name)
+            if entry is None or entry.status != "running":
+                continue  # cancelled (recorded when asked) or resubmitted meanwhile
+            if code == 0:
+                status, error = "done", None
+            elif code == 1:
+                status, error = "failed", f"some trials did not finish; see `ceiling status {name}`"
+            else:
+                status, error = "failed", f"the sweep process exited with code {code}; see {child.log_path}"
+            service_queue.finish(self.store, name, status, error)
+            log.info("sweep %s %s", name, status)
+
+    # --- children ---------------------------------------------------------------------------------
+    def command(self, name: str) -> list[str]:
+        s = self.settings
+        command = [
+            sys.executable,
+            "-c",
+            "from orchestrator.cli import main; main()",
+            "resume",
+            name,
+            "--db",
+            s.db_url,
+            "--workdir",
+            str(s.workdir),
+        ]
+        if s.address:
+            command += ["--address", s.address]
+        if s.no_mlflow:
+            command += ["--no-mlflow"]
+        elif s.tracking_uri:
+            command += ["--tracking-uri", s.tracking_uri]
+        return command
+
+    def _spawn(self, name: str) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{name}.log"
+        # The command holds the store URL (maybe with a password): it goes to the child, never a log.
+        with open(log_path, "ab") as out:
+            process = subprocess.Popen(
+                self.command(name),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+                env=os.environ | {"COLUMNS": "160"},
+            )
+        self.running[name] = SweepProcess(name, process, log_path)
+
+    def _interrupt(self, child: SweepProcess) -> None:
+        child.cancelling_since = time.monotonic()
+        try:
+            os.killpg(child.process.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+
+    def _shutdown_children(self) -> None:
+        for child in self.running.values():
+            child.stopping = True
+            try:
+                os.killpg(child.process.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + CANCEL_GRACE_S
+        for child in self.running.values():
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _kill_group(child.process)
+        self.running.clear()
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,142 @@
+"""Fitted laws of a sweep: laws, predict, compare and the report, with the CLI's options as query
+parameters (same names in snake_case, same defaults, same checks). Fits come from the fit cache."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse
+
+from orchestrator.api.auth import current_user
+from orchestrator.api.responses import CliJSONResponse
+from orchestrator.api.routes_sweeps import NOT_FOUND, checked_name
+from orchestrator.operations import laws as operations
+from orchestrator.store.api_tokens import TokenInfo
+
+router = APIRouter(prefix="/v1/sweeps/{name}", tags=["laws"], default_response_class=CliJSONResponse)
+
+MAX_BOOT = 100_000  # resamples: far above any real use (1000 is the default); bounds a request's work
+Metric = Query("val_loss", description="val_loss | val_bpb | train_loss | copy_score | recall_accuracy")
+Form = Query(
+    "auto",
+    description="auto | chinchilla | power_n | power_d | power_c (+ _noE) | isoflop | envelope",
+    max_length=64,
+)
+Boot = Query(1000, ge=0, le=MAX_BOOT, description="bootstrap resamples over whole runs (CI width)")
+Seed = Query(0, ge=0, le=2**32 - 1, description="bootstrap seed")
+Count = dict(max_length=64)
+
+
+@router.get(
+    "/laws",
+    summary="Fitted laws per architecture with their health (`ceiling laws NAME --json`)",
+    responses=NOT_FOUND,
+)
+def laws(
+    request: Request,
+    name: str,
+    arch: str | None = Query(None, max_length=64, description="only this architecture (name or label)"),
+    metric: str = Metric,
+    form: str = Form,
+    n_boot: int = Boot,
+    seed: int = Seed,
+    backtest: bool = Query(False, description="also fit without the largest size / budget and predict them"),
+    _: TokenInfo = Depends(current_user),
+) -> Any:
+    return operations.laws_document(
+        request.app.state.store,
+        checked_name(request, name),
+        arch=arch,
+        metric=metric,
+        form=form,
+        n_boot=n_boot,
+        seed=seed,
+        backtest=backtest,
+    )
+
+
+@router.get(
+    "/predict",
+    summary="The metric at params and tokens, or compute-optimal at a compute (`ceiling predict --json`)",
+    responses=NOT_FOUND,
+)
+def predict(
+    request: Request,
+    name: str,
+    arch: str = Query(..., max_length=64, description="architecture (name or label) to predict for"),
+    params: str | None = Query(None, description="target non-embedding parameters, e.g. 1B", **Count),
+    tokens: str | None = Query(None, description="training tokens, e.g. 20B", **Count),
+    compute: str | None = Query(None, description="training FLOPs, e.g. 1e21 (compute-optimal)", **Count),
+    metric: str = Metric,
+    form: str = Form,
+    n_boot: int = Boot,
+    seed: int = Seed,
+    _: TokenInfo = Depends(current_user),
+) -> Any:
+    return operations.predict_document(
+        request.app.state.store,
+        arch=arch,
+        params=params,
+        tokens=tokens,
+        compute=compute,
+        sweep=checked_name(request, name),
+        metric=metric,
+        form=form,
+        n_boot=n_boot,
+        seed=seed,
+    )
+
+
+@router.get(
+    "/compare",
+    summary="Each architecture against the baseline, with verdicts (`ceiling compare NAME --json`)",
+    responses=NOT_FOUND,
+)
+def compare(
+    request: Request,
+    name: str,
+    baseline: str = Query("transformer", max_length=64, description="the reference architecture (label)"),
+    at: str | None = Query(None, description="target compute in FLOPs for the verdict, e.g. 1e21", **Count),
+    metric: str = Metric,
+    form: str = Form,
+    n_boot: int = Boot,
+    seed: int = Seed,
+    _: TokenInfo = Depends(current_user),
+) -> Any:
+    return operations.compare_document(
+        request.app.state.store,
+        checked_name(request, name),
+        baseline=baseline,
+        at=at,
+        metric=metric,
+        form=form,
+        n_boot=n_boot,
+        seed=seed,
+    )
+
+
+@router.get(
+    "/report",
+    summary="The sweep's report: the HTML page `ceiling report NAME` writes, or its Markdown summary",
+    responses=NOT_FOUND | {200: {"content": {"text/html": {}, "text/markdown": {}}}},
+)
+def report(
+    request: Request,
+    name: str,
+    format: Literal["html", "md"] = Query("html", description="html | md"),
+    metric: str = Metric,
+    form: str = Query("auto", max_length=64, description="auto | chinchilla | power_c | power_c_noE"),
+    baseline: str = Query("transformer", max_length=64, description="the reference architecture (label)"),
+    at: str | None = Query(None, description="target compute in FLOPs for the verdicts, e.g. 1e21", **Count),
+    n_boot: int = Boot,
+    seed: int = Seed,
+    _: TokenInfo = Depends(current_user),
+) -> Any:
+    from orchestrator.operations.report import report_html, report_markdown, report_settings
+
+    settings = report_settings(metric=metric, form=form, baseline=baseline, at=at, n_boot=n_boot, seed=seed)
+    store, sweep = request.app.state.store, checked_name(request, name)
+    if format == "md":
+        return PlainTextResponse(report_markdown(store, sweep, settings), media_type="text/markdown")
+    return HTMLResponse(report_html(store, sweep, settings))
