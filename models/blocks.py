@@ -149,6 +149,14 @@ class GeGLU(GatedMLP):
 # ---------------------------------------------------------------------------------------------------
 
 
+def last_inputs(x_BTR: torch.Tensor, count: int) -> torch.Tensor:
+    """The last ``count`` positions of ``x_BTR`` as ``[B, count, R]``, oldest first, zero-padded on the
+    left when ``T < count``: a causal conv's (or token shift's) decode history after a prefill."""
+    if count == 0:
+        return x_BTR[:, :0]
+    return F.pad(x_BTR, (0, 0, max(0, count - x_BTR.shape[1]), 0))[:, -count:]
+
+
 class CausalConv1d(nn.Module):
     """Depthwise causal convolution over time: ``y_t = bias + sum_k w_k * x_{t-K+1+k}``.
 

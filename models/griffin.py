@@ -108,13 +108,17 @@ class LocalAttention(nn.Module):
         v_B1TK = self.v_proj(x_BTD)[:, None]
         return self._rope_half(q_BHTK, positions_T), self._rope_half(k_B1TK, positions_T), v_B1TK
 
-    def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
+    def _attend(self, x_BTD: torch.Tensor):
+        """The training form's output ``y_BTD`` and the keys and values it attended (``[B, 1, T, K]``)."""
         B, T, D = x_BTD.shape
         q_BHTK, k_B1TK, v_B1TK = self._project(x_BTD, torch.arange(T, device=x_BTD.device))
         # query blocks no longer than the window: each block then scores window + block keys per query
         block = min(self.config.attention_chunk_size, self.window)
         o_BHTK, _ = sliding_window_attention(q_BHTK, k_B1TK, v_B1TK, window=self.window, chunk_size=block)
-        return self.o_proj(o_BHTK.to(x_BTD.dtype).transpose(1, 2).reshape(B, T, D))
+        return self.o_proj(o_BHTK.to(x_BTD.dtype).transpose(1, 2).reshape(B, T, D)), k_B1TK, v_B1TK
+
+    def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
+        return self._attend(x_BTD)[0]
 
     # -- decoding: a rolling cache of the last `window` keys and values ----------------------------------
 
@@ -124,6 +128,18 @@ class LocalAttention(nn.Module):
             "k_BWK": torch.zeros(shape, device=device, dtype=dtype),
             "v_BWK": torch.zeros(shape, device=device, dtype=dtype),
         }
+
+    def prefill(self, x_BTD: torch.Tensor, state: dict[str, torch.Tensor]):
+        """``forward`` and the rolling cache after it: the last ``min(T, window)`` keys and values, each in
+        the slot ``position % window`` that ``step`` would have written it to."""
+        T = x_BTD.shape[1]
+        y_BTD, k_B1TK, v_B1TK = self._attend(x_BTD)
+        kept = min(T, self.window)
+        slots_S = torch.arange(T - kept, T, device=x_BTD.device) % self.window
+        cache = {name: torch.zeros_like(state[name]) for name in ("k_BWK", "v_BWK")}
+        cache["k_BWK"][:, slots_S] = k_B1TK[:, 0, T - kept :].to(cache["k_BWK"].dtype)
+        cache["v_BWK"][:, slots_S] = v_B1TK[:, 0, T - kept :].to(cache["v_BWK"].dtype)
+        return y_BTD, cache
 
     def step(self, x_BD: torch.Tensor, state: dict[str, torch.Tensor], pos: int):
         B, D = x_BD.shape

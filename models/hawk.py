@@ -36,7 +36,7 @@ from torch import nn
 
 from kernels import dispatch
 from kernels.linear_scan import linear_scan_step
-from models.blocks import CausalConv1d, GeGLU, swiglu_trim_range
+from models.blocks import CausalConv1d, GeGLU, last_inputs, swiglu_trim_range
 from models.lm import LanguageModel, ModelConfig, ResidualBlock
 from models.registry import Architecture
 from models.sizing import default_head_dim, size_by_search
@@ -134,11 +134,14 @@ class RGLRU(nn.Module):
         return log_a, x_xR.float() * gate_x * multiplier
 
     def forward(self, x_BTR: torch.Tensor) -> torch.Tensor:
+        return self.scan(x_BTR)[0]
+
+    def scan(self, x_BTR: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every state ``h_BTR`` and the last one ``h_BR`` (the decode state after a prefill), fp32."""
         log_a_BTR, b_BTR = self.coefficients(x_BTR)
-        h_BTR, _ = dispatch.get("linear_scan", b_BTR.device)(
+        return dispatch.get("linear_scan", b_BTR.device)(
             log_a_BTR, b_BTR, chunk_size=self.config.scan_chunk_size
         )
-        return h_BTR
 
     def step(self, x_BR: torch.Tensor, h_BR: torch.Tensor) -> torch.Tensor:
         log_a_BR, b_BR = self.coefficients(x_BR)
@@ -163,6 +166,14 @@ class RecurrentBlock(nn.Module):
         y_BTR = F.gelu(self.linear_y(x_BTD), approximate="tanh")
         h_BTR = self.rg_lru(self.conv(self.linear_x(x_BTD)))
         return self.linear_out(h_BTR.to(y_BTR.dtype) * y_BTR)
+
+    def prefill(self, x_BTD: torch.Tensor, state: dict[str, torch.Tensor]):
+        """``forward`` and the decode state after it: the conv's last ``K - 1`` inputs, the last RG-LRU state."""
+        y_BTR = F.gelu(self.linear_y(x_BTD), approximate="tanh")
+        u_BTR = self.linear_x(x_BTD)
+        h_BTR, h_BR = self.rg_lru.scan(self.conv(u_BTR))
+        conv_BKR = last_inputs(u_BTR, self.config.conv_width - 1).to(state["conv_BKR"].dtype)
+        return self.linear_out(h_BTR.to(y_BTR.dtype) * y_BTR), {"conv_BKR": conv_BKR, "h_BR": h_BR}
 
     def init_state(self, batch: int, *, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
         R, K = self.config.lru_width, self.config.conv_width

@@ -34,7 +34,7 @@ from torch import nn
 
 from kernels import dispatch
 from kernels.selective_scan import selective_scan_step
-from models.blocks import CausalConv1d
+from models.blocks import CausalConv1d, last_inputs
 from models.lm import LanguageModel, ModelConfig, ResidualBlock
 from models.registry import Architecture
 from models.sizing import size_by_search
@@ -127,13 +127,22 @@ class MambaMixer(nn.Module):
         return dt_xE, B_xN.float(), C_xN.float(), -torch.exp(self.A_log.float())
 
     def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
-        x_BTE, z_BTE = self.in_proj(x_BTD).chunk(2, dim=-1)
-        x_BTE = F.silu(self.conv(x_BTE))
+        return self.prefill(x_BTD, None)[0]
+
+    def prefill(self, x_BTD: torch.Tensor, state: dict[str, torch.Tensor] | None):
+        """``forward`` and the decode state after it: the conv's last ``K - 1`` inputs (fp32, as ``step``
+        keeps them) and the scan's last state."""
+        u_BTE, z_BTE = self.in_proj(x_BTD).chunk(2, dim=-1)
+        x_BTE = F.silu(self.conv(u_BTE))
         dt_BTE, B_BTN, C_BTN, A_EN = self._ssm_inputs(x_BTE)
-        y_BTE, _ = dispatch.get("selective_scan", x_BTE.device)(
+        y_BTE, h_BEN = dispatch.get("selective_scan", x_BTE.device)(
             x_BTE.float(), dt_BTE, A_EN, B_BTN, C_BTN, self.D.float(), chunk_size=self.config.scan_chunk_size
         )
-        return self.out_proj((y_BTE * F.silu(z_BTE.float())).to(x_BTD.dtype))
+        conv_BKE = last_inputs(u_BTE, self.config.conv_width - 1).float()
+        return self.out_proj((y_BTE * F.silu(z_BTE.float())).to(x_BTD.dtype)), {
+            "conv_BKE": conv_BKE,
+            "h_BEN": h_BEN,
+        }
 
     # -- decoding -------------------------------------------------------------------------------------
 

@@ -126,18 +126,23 @@ class Mamba2Mixer(nn.Module):
         return self.out_proj(y.to(z.dtype))
 
     def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
+        return self.prefill(x_BTD, None)[0]
+
+    def prefill(self, x_BTD: torch.Tensor, state: dict[str, torch.Tensor] | None):
+        """``forward`` and the decode state after it: the conv's last inputs and the SSD's final state
+        (``state``, from ``init_state``, gives the conv history's dtype; None: the input's)."""
         c = self.config
         T = x_BTD.shape[1]
         z, xBC, dt = self.in_proj(x_BTD).split(self.split_sizes, dim=-1)
+        xBC_pad_BXT = F.pad(xBC.transpose(1, 2), (c.conv_size - 1, 0))
+        conv_BXW = xBC_pad_BXT[..., xBC_pad_BXT.shape[-1] - (c.conv_size - 1) :]
         xBC_BXT = F.conv1d(
-            F.pad(xBC.transpose(1, 2), (c.conv_size - 1, 0)),
-            self.conv_weight.to(xBC.dtype),
-            self.conv_bias.to(xBC.dtype),
-            groups=c.conv_channels,
+            xBC_pad_BXT, self.conv_weight.to(xBC.dtype), self.conv_bias.to(xBC.dtype), groups=c.conv_channels
         )[..., :T]
         q, k, v, g, x = self._ssd_inputs(xBC_BXT.transpose(1, 2), dt)
-        y_BTHP, _ = dispatch.get("chunk_gla", q.device)(q, k, v, g, chunk_size=c.chunk_size)
-        return self._output(y_BTHP, x, z)
+        y_BTHP, S_BHNP = dispatch.get("chunk_gla", q.device)(q, k, v, g, chunk_size=c.chunk_size)
+        dtype = x_BTD.dtype if state is None else state["conv_BXW"].dtype
+        return self._output(y_BTHP, x, z), {"conv_BXW": conv_BXW.to(dtype), "S_BHNP": S_BHNP}
 
     def init_state(self, batch: int, *, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
         c = self.config

@@ -114,12 +114,16 @@ class DampedEMA(nn.Module):
         return F.silu(y_xD * scale + self.omega.float() * x_xD.float())
 
     def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
+        return self.prefill(x_BTD)[0]
+
+    def prefill(self, x_BTD: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward`` and the last EMA state ``s_BN`` (fp32), the decode state after ``x_BTD``."""
         log_q_N, weight_N = self._coefficients()
         b_BTN = (x_BTD.float()[..., None] * weight_N.view(x_BTD.shape[-1], -1)).flatten(-2)
-        s_BTN, _ = dispatch.get("linear_scan", b_BTN.device)(
+        s_BTN, s_BN = dispatch.get("linear_scan", b_BTN.device)(
             log_q_N.view(1, 1, -1), b_BTN, chunk_size=self.config.scan_chunk_size
         )
-        return self._readout(s_BTN, x_BTD).to(x_BTD.dtype)
+        return self._readout(s_BTN, x_BTD).to(x_BTD.dtype), s_BN
 
     def step(self, x_BD: torch.Tensor, s_BN: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         log_q_N, weight_N = self._coefficients()
@@ -173,13 +177,33 @@ class MegaBlock(nn.Module):
         return y + self.fc2(F.silu(self.fc1(self.mlp_norm(y))))
 
     def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
+        return self._mix(x_BTD)[0]
+
+    def _mix(self, x_BTD: torch.Tensor):
+        """The training form's output and what decoding needs after it: the last EMA state and the
+        keys and values of every position."""
         normed_BTD = self.mixer_norm(x_BTD)
-        v, u, q, k, r, h_x = self._gates(normed_BTD, self.ema(normed_BTD))
+        mx_BTD, ema_BN = self.ema.prefill(normed_BTD)
+        v, u, q, k, r, h_x = self._gates(normed_BTD, mx_BTD)
         o_B1TV, _ = chunk_attention(
             q[:, None], k[:, None], v[:, None],
             chunk=self.config.chunk_size, scale=self.config.z_dim**-0.5, rel_bias=self.rel_bias,
         )  # fmt: skip
-        return self._finish(x_BTD, o_B1TV[:, 0], u, r, h_x)
+        return self._finish(x_BTD, o_B1TV[:, 0], u, r, h_x), ema_BN, k, v
+
+    def prefill(self, x_BTD: torch.Tensor, state: dict[str, torch.Tensor]):
+        """``forward`` and the decode state after it: the EMA state and, in slot ``position % chunk_size``,
+        the keys and values of the last ``chunk_size`` positions (what ``step`` would leave there; it
+        reads only the current chunk's slots)."""
+        T, C = x_BTD.shape[1], self.config.chunk_size
+        y_BTD, ema_BN, k_BTZ, v_BTV = self._mix(x_BTD)
+        kept = min(T, C)
+        slots_S = torch.arange(T - kept, T, device=x_BTD.device) % C
+        after = {"ema_BN": ema_BN.to(state["ema_BN"].dtype)}
+        for name, values in (("k_BCZ", k_BTZ), ("v_BCV", v_BTV)):
+            after[name] = torch.zeros_like(state[name])
+            after[name][:, slots_S] = values[:, T - kept :].to(after[name].dtype)
+        return y_BTD, after
 
     # -- decoding: the EMA state and the current chunk's keys and values ---------------------------------
 

@@ -155,11 +155,15 @@ class TimeMix(nn.Module):
         return self.output((normed * g.float()).to(g.dtype))
 
     def forward(self, x_BTC: torch.Tensor) -> torch.Tensor:
+        return self.prefill(x_BTC)[0]
+
+    def prefill(self, x_BTC: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward`` and the chunked kernel's final ``[N, N]`` state per head."""
         r, k, v, w, g = self._mix(x_BTC, _token_shift(x_BTC))
-        o_BTHN, _ = dispatch.get("chunk_gla", r.device)(
+        o_BTHN, S_BHNN = dispatch.get("chunk_gla", r.device)(
             r, k, v, w, u_HK=self.time_faaaa, chunk_size=self.config.chunk_size
         )
-        return self._out(o_BTHN, g)
+        return self._out(o_BTHN, g), S_BHNN
 
     def step(self, x_BC: torch.Tensor, x_prev_BC: torch.Tensor, S_BHNN: torch.Tensor):
         r, k, v, w, g = self._mix(x_BC, x_prev_BC.to(x_BC.dtype))
@@ -220,6 +224,21 @@ class RWKV6Block(nn.Module):
                 batch, c.n_heads, c.head_dim, c.head_dim, device=device, dtype=torch.float32
             ),
         }
+
+    def prefill(self, x_BTC: torch.Tensor, state: dict[str, torch.Tensor]):
+        """``forward`` and the state after it: the kernel's state and both token shifts' last inputs
+        (``state``, from ``init_state``, gives their dtype)."""
+        h_BTC = self.tmix_norm(x_BTC)
+        dx_BTC, S_BHNN = self.tmix.prefill(h_BTC)
+        x_BTC = x_BTC + dx_BTC
+        g_BTC = self.cmix_norm(x_BTC)
+        dtype = state["tmix_prev_BC"].dtype
+        after = {
+            "tmix_prev_BC": h_BTC[:, -1].to(dtype),
+            "cmix_prev_BC": g_BTC[:, -1].to(dtype),
+            "S_BHNN": S_BHNN,
+        }
+        return x_BTC + self.cmix(g_BTC, _token_shift(g_BTC)), after
 
     def step(self, x_BC: torch.Tensor, state: dict[str, torch.Tensor], pos: int):
         h_BC = self.tmix_norm(x_BC)

@@ -114,6 +114,11 @@ class S4DMixer(nn.Module):
         y_BTD, _ = s4d_fft(x_BTD, self.log_dt, self.log_A_real, self.A_imag, self.C, output_final_state=False)
         return self._output(y_BTD, x_BTD, x_BTD.dtype)
 
+    def prefill(self, x_BTD: torch.Tensor, state: dict[str, torch.Tensor]):
+        """``forward`` and the state after it: the FFT form also returns the last modal state."""
+        y_BTD, s_BHM2 = s4d_fft(x_BTD, self.log_dt, self.log_A_real, self.A_imag, self.C)
+        return self._output(y_BTD, x_BTD, x_BTD.dtype), {"s_BHM2": s_BHM2.to(state["s_BHM2"].dtype)}
+
     def init_state(self, batch: int, *, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
         return {"s_BHM2": torch.zeros(batch, self.config.d_model, self.config.modes, 2, device=device)}
 
@@ -165,6 +170,15 @@ class S4DLayer(nn.Module):
 
     def init_state(self, batch: int, *, device: torch.device, dtype: torch.dtype) -> list[Any]:
         return [ssm.init_state(batch, device=device, dtype=dtype) for ssm in self.ssms]
+
+    def prefill(self, x_BTD: torch.Tensor, state: list[Any]) -> tuple[torch.Tensor, list[Any]]:
+        """``forward`` and each S4D block's state after it."""
+        after = []
+        for index, (norm, ssm) in enumerate(zip(self.ssm_norms, self.ssms, strict=True)):
+            y_BTD, ssm_state = ssm.prefill(norm(x_BTD), state[index])
+            x_BTD = x_BTD + y_BTD
+            after.append(ssm_state)
+        return x_BTD + self.ffn(self.ffn_norm(x_BTD)), after
 
     def step(self, x_BD: torch.Tensor, state: list[Any], pos: int) -> tuple[torch.Tensor, list[Any]]:
         for index, (norm, ssm) in enumerate(zip(self.ssm_norms, self.ssms, strict=True)):

@@ -73,3 +73,42 @@ def test_state_bytes_match_state_size(arch_name):
         assert measured[12] == measured[40]
     else:
         assert measured[40] > measured[12]
+
+
+def test_every_builtin_prefills_through_its_chunked_form(arch_name, monkeypatch):
+    """No built-in falls back to stepping token by token, which would make a 32k prefill take minutes."""
+
+    def no_stepping(*args, **kwargs):
+        raise AssertionError(f"{arch_name} fell back to step_through")
+
+    monkeypatch.setattr(models.lm, "step_through", no_stepping)
+    model = build_tiny(arch_name)
+    with torch.inference_mode():
+        model.prefill(_tokens(length=20))
+
+
+class _StepOnly(torch.nn.Module):
+    """A block that offers only the step contract, as an out-of-tree architecture might."""
+
+    def __init__(self, block: torch.nn.Module) -> None:
+        super().__init__()
+        self.block = block
+
+    def step(self, x_BD, state, pos):
+        return self.block.step(x_BD, state, pos)
+
+
+def test_fallback_steps_a_block_without_prefill_to_the_same_result():
+    model = build_tiny("mamba2")
+    block = model.blocks[0]
+    x_BTD = torch.randn(2, 20, model.config.d_model, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        fast_BTD, fast_state = models.lm.prefill_through(
+            block, x_BTD, block.init_state(2, device="cpu", dtype=torch.float32)
+        )
+        slow_BTD, slow_state = models.lm.prefill_through(
+            _StepOnly(block), x_BTD, block.init_state(2, device="cpu", dtype=torch.float32)
+        )
+    torch.testing.assert_close(slow_BTD, fast_BTD, rtol=1e-4, atol=1e-5)
+    for name in fast_state:
+        torch.testing.assert_close(slow_state[name], fast_state[name], rtol=1e-4, atol=1e-5)
