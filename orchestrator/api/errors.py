@@ -7,6 +7,7 @@ unexpected error is one log line and a bare 500: orchestrator/api/middleware.py 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -27,11 +28,10 @@ def problem(loc: list[Any], msg: str) -> dict[str, Any]:
 
 
 def _loc_of_option(message: str) -> list[Any]:
-    """``--n-boot: ...`` names the query parameter ``n_boot``: the field path of the problem."""
-    head = message.split(":", 1)[0].strip()
-    if head.startswith("--") and " " not in head:
-        return ["query", head[2:].replace("-", "_")]
-    return []
+    """``--n-boot: ...`` or ``--params 'zz' is ...`` names the query parameter (``n_boot``, ``params``):
+    the field path of the problem. A message about the spec or the runs has none."""
+    match = re.match(r"--([a-z][a-z0-9-]*)\b", message)
+    return ["query", match.group(1).replace("-", "_")] if match else []
 
 
 def _redacted(message: str) -> str:
