@@ -3,9 +3,13 @@
 The prefill goes through ``model.prefill`` (the chunked training forms, returning the recurrent state or
 the KV cache; see ``models.lm.LanguageModel.prefill``), so a 32k context costs one forward pass rather
 than 32k ``step`` calls. Decoding then runs ``model.step`` greedily (each generated token is the argmax of
-the previous logits), timed with ``time.perf_counter``: the median over ``repeats`` runs, each from a
-copy of the same post-prefill state, after one untimed warm-up step (which also lets a KV cache grow its
-reserve, so the timed steps measure attention over the context, not a one-off reallocation).
+the previous logits), each step timed with ``time.perf_counter``, over ``repeats`` runs of
+``decode_tokens`` steps, each run from a copy of the same post-prefill state, after one untimed warm-up
+step (which also lets a KV cache grow its reserve, so the timed steps measure attention over the context,
+not a one-off reallocation). Tokens/s = batch / the median step time: the median over every timed step
+of every repeat, which a busy machine's preemptions (hitting a few steps) move far less than a mean or a
+per-run total. Over ``decode_tokens`` steps from position ``L`` the context grows by at most a few
+percent, so the Transformer's cost is that of ``L``.
 
 A recurrent model's step costs the same at every ``L`` (its state does not grow), so its tokens/s should
 be flat in ``L``: ``decode_flatness`` is tokens/s at the longest ``L`` over that at the shortest. A
@@ -48,13 +52,15 @@ def random_tokens(vocab_size: int, batch: int, length: int, seed: int) -> torch.
     return torch.randint(0, vocab_size, (batch, length), generator=generator)
 
 
-def _decode_seconds(model: Any, state: Any, next_B: torch.Tensor, decode_tokens: int) -> float:
-    """Wall seconds of ``decode_tokens`` greedy steps from ``state`` (which is consumed)."""
-    start = time.perf_counter()
+def _step_seconds(model: Any, state: Any, next_B: torch.Tensor, decode_tokens: int) -> list[float]:
+    """Wall seconds of each of ``decode_tokens`` greedy steps from ``state`` (which is consumed)."""
+    seconds = []
     for _ in range(decode_tokens):
+        start = time.perf_counter()
         logits_BV, state = model.step(next_B, state)
         next_B = logits_BV.argmax(dim=-1)
-    return time.perf_counter() - start
+        seconds.append(time.perf_counter() - start)
+    return seconds
 
 
 def measure_decode(
@@ -68,7 +74,7 @@ def measure_decode(
     seed: int = 0,
 ) -> DecodeMeasurement:
     """Prefill ``context_len`` random tokens for ``batch`` sequences, then time ``decode_tokens`` greedy
-    steps (median of ``repeats``). ``vocab_size`` defaults to the model's. The model is used as given
+    steps ``repeats`` times (tokens/s from the median step; see the module doc). ``vocab_size`` defaults to the model's. The model is used as given
     (eval mode, its device and dtype)."""
     for name, value in (("context_len", context_len), ("batch", batch)):
         _check_positive(name, value)
@@ -88,13 +94,15 @@ def measure_decode(
         logits_BV, state = model.step(logits_B1V[:, -1].argmax(dim=-1), state)
         next_B = logits_BV.argmax(dim=-1)
         seconds = [
-            _decode_seconds(model, copy.deepcopy(state), next_B, decode_tokens) for _ in range(repeats)
+            step_s
+            for _ in range(repeats)
+            for step_s in _step_seconds(model, copy.deepcopy(state), next_B, decode_tokens)
         ]
     return DecodeMeasurement(
         context_len=context_len,
         batch=batch,
         decode_tokens=decode_tokens,
-        tokens_per_s=batch * decode_tokens / statistics.median(seconds),
+        tokens_per_s=batch / statistics.median(seconds),
         state_bytes=per_sequence_bytes,
         prefill_s=prefill_s,
     )

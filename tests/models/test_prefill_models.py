@@ -18,7 +18,7 @@ CHUNK_FIELDS = ("chunk_size", "scan_chunk_size", "attention_chunk_size")
 # max |logit difference| between prefill + step and the training forward, relative to the largest logit
 # (fp32: the chunked and recurrent forms differ by rounding only; bf16: rounding of every activation
 # compounds through the recurrence and the layers)
-TOLERANCE = {torch.float32: 1e-4, torch.bfloat16: 5e-2}
+TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 2e-2}  # measured: <= 5e-7 and <= 6e-3
 
 
 def build_tiny(name: str, dtype: torch.dtype = torch.float32):
