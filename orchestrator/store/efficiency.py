@@ -146,6 +146,19 @@ def measurements(store: Store, sweep: str | None = None) -> list[dict[str, Any]]
     return store._read(op)
 
 
+def measurements_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """``measurements`` rows as CSV text (``ceiling runs SWEEP --efficiency``)."""
+    import csv
+    import io
+
+    columns = [*TRIAL_COLUMNS, "final_val_loss", "copy_score", *MEASUREMENT_COLUMNS]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
 def efficiency_study(store: Store, sweep: str | None = None) -> list[dict[str, Any]]:
     """The efficiency kind's points: the done trials' measurements (see ``measurements``)."""
     return [row for row in measurements(store, sweep) if row["status"] == "done"]
