@@ -3,17 +3,19 @@
 For every name in ``models.available()`` (or ``--archs``) at one non-embedding size: prefill a context of L
 random tokens through the chunked forms (``model.prefill``), then generate ``--decode-tokens`` greedily
 through ``step`` (recurrent state, or the Transformer's KV cache), at each L and batch
-(``orchestrator.efficiency.decode_sweep``). Reported per architecture: decode tokens/s at each L (all
-sequences of the batch counted), the state or cache bytes per sequence, the prefill seconds, and the
-flatness = tokens/s at the longest L / at the shortest (batch 1). A recurrent model's step does the same
-work at every L, so it should stay >= 0.8 (timing noise on a shared machine is what moves it); the
-Transformer's step attends over its whole cache, so its flatness is what the cache costs.
+(``orchestrator.efficiency.measure_decode``). The smallest batch runs at every L, a larger one only where
+batch x L <= ``--max-batch-tokens`` (its prefill costs batch x L tokens). Reported per architecture: decode
+tokens/s at each L (all sequences of the batch counted), the state or cache bytes per sequence, the prefill
+seconds, and the flatness = tokens/s at the longest L / at the shortest (smallest batch). A recurrent
+model's step does the same work at every L, so it should stay >= 0.8 (timing noise on a shared machine
+is what moves it); the Transformer's step attends over its whole cache, so its flatness is what the
+cache costs.
 
 The models are untrained (speed and bytes do not depend on the weights) and built with ``--seq-len``
 as their training length (Griffin's window and Mega's chunk follow from it: min(1024, seq_len / 2)).
 
     python bench/decode.py                                     # 512, 2048, 8192 x batch 1, 8: a few minutes
-    python bench/decode.py --lengths 512,2048,8192,32768       # the issue's 32k point
+    python bench/decode.py --lengths 512,2048,8192,32768       # the issue's 32k point (batch 8 up to 8192)
     python bench/decode.py --archs mamba,transformer --batch 1 --size 1e6
 
 Prints a table per architecture, then as its last line one JSON object with the headline figures
@@ -34,7 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 import models  # noqa: E402
-from orchestrator.efficiency import DecodeMeasurement, decode_flatness, decode_sweep  # noqa: E402
+from orchestrator.efficiency import DecodeMeasurement, decode_flatness, measure_decode  # noqa: E402
 
 BASELINE = "transformer"
 FLAT_ENOUGH = 0.8  # the issue's bar for a recurrent model: tokens/s at the longest L >= 0.8x the shortest
@@ -62,23 +64,32 @@ def _names(text: str) -> list[str]:
     return names
 
 
+def _flatness_by_batch(sweep: list[DecodeMeasurement], batches: list[int]) -> dict[int, float]:
+    """``decode_flatness`` at every batch measured at two or more lengths."""
+    return {
+        b: decode_flatness(sweep, batch=b)
+        for b in batches
+        if len({m.context_len for m in sweep if m.batch == b}) > 1
+    }
+
+
 def _print_table(name: str, sweep: list[DecodeMeasurement], lengths: list[int], batches: list[int]) -> None:
     print(f"\n== {name} ==")
     header = " ".join(f"{f'L={length}':>10s}" for length in lengths)
     print(f"{'':24s} {header}")
-    for batch in batches:
+
+    def cells(batch: int, value) -> str:
         rows = {m.context_len: m for m in sweep if m.batch == batch}
-        print(
-            f"{f'tokens/s  batch {batch}':24s} " + " ".join(f"{rows[n].tokens_per_s:10.1f}" for n in lengths)
-        )
-        print(f"{f'prefill s batch {batch}':24s} " + " ".join(f"{rows[n].prefill_s:10.2f}" for n in lengths))
-    first = {m.context_len: m for m in sweep if m.batch == batches[0]}
-    print(
-        f"{'state KiB / sequence':24s} " + " ".join(f"{first[n].state_bytes / 1024:10.1f}" for n in lengths)
-    )
-    if len(lengths) > 1:
-        flatness = ", ".join(f"batch {b}: {decode_flatness(sweep, batch=b):.2f}" for b in batches)
-        print(f"flatness (L={lengths[-1]} / L={lengths[0]}): {flatness}")
+        return " ".join(f"{value(rows[n]):>10s}" if n in rows else f"{'-':>10s}" for n in lengths)
+
+    for batch in batches:
+        print(f"{f'tokens/s  batch {batch}':24s} " + cells(batch, lambda m: f"{m.tokens_per_s:.1f}"))
+        print(f"{f'prefill s batch {batch}':24s} " + cells(batch, lambda m: f"{m.prefill_s:.2f}"))
+    print(f"{'state KiB / sequence':24s} " + cells(batches[0], lambda m: f"{m.state_bytes / 1024:.1f}"))
+    flatness = _flatness_by_batch(sweep, batches)
+    if flatness:
+        listed = ", ".join(f"batch {b}: {value:.2f}" for b, value in flatness.items())
+        print(f"flatness (tokens/s at the longest L / at the shortest): {listed}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         "--repeats", type=int, default=3, help="timed repeats, the median is kept (default 3)"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    parser.add_argument(
+        "--max-batch-tokens",
+        type=int,
+        default=65536,
+        help="measure a batch above 1 only where batch x L <= this (default 65536: batch 8 up to L 8192)",
+    )
     args = parser.parse_args(argv)
     for flag, value in (("--seq-len", args.seq_len), ("--vocab", args.vocab), ("--decode-tokens", args.decode_tokens),
                         ("--repeats", args.repeats), ("--threads", args.threads)):  # fmt: skip
@@ -128,13 +145,16 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(0)
         try:
             model = models.build(name, size=args.size, vocab_size=args.vocab, seq_len=args.seq_len).eval()
-            sweeps[name] = decode_sweep(
-                model,
-                context_lens=lengths,
-                batches=batches,
-                decode_tokens=args.decode_tokens,
-                repeats=args.repeats,
-            )
+            settings = {"decode_tokens": args.decode_tokens, "repeats": args.repeats}
+            # untimed: a fresh model's first calls pay for allocations and dispatch caches, which would
+            # read as a slow shortest context and flatter the flatness
+            measure_decode(model, context_len=lengths[0], **{**settings, "repeats": 1})
+            sweeps[name] = [
+                measure_decode(model, context_len=length, batch=batch, **settings)
+                for batch in batches
+                for length in lengths
+                if batch == batches[0] or batch * length <= args.max_batch_tokens
+            ]
         except Exception as error:  # one architecture's failure must not hide the others' numbers
             failed[name] = f"{type(error).__name__}: {error}"
             print(f"\n== {name} == FAILED: {failed[name]}", file=sys.stderr)
@@ -147,9 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     def at(name: str, length: int, batch: int) -> DecodeMeasurement:
         return next(m for m in sweeps[name] if m.context_len == length and m.batch == batch)
 
-    flatness = (
-        {name: decode_flatness(sweep, batch=b0) for name, sweep in sweeps.items()} if len(lengths) > 1 else {}
-    )
+    by_batch = {name: _flatness_by_batch(sweep, batches) for name, sweep in sweeps.items()}
+    flatness = {name: values[b0] for name, values in by_batch.items() if b0 in values}
     recurrent = {name: value for name, value in flatness.items() if name != BASELINE}
     headline: dict[str, Any] = {"decode_flatness": flatness}
     if BASELINE in sweeps:
@@ -167,11 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     headline["recurrent_all_flat"] = (
         all(value >= FLAT_ENOUGH for value in recurrent.values()) if recurrent else None
     )
-    headline["decode_flatness_by_batch"] = (
-        {name: {str(b): decode_flatness(sweep, batch=b) for b in batches} for name, sweep in sweeps.items()}
-        if len(lengths) > 1
-        else {}
-    )
+    headline["decode_flatness_by_batch"] = {
+        name: {str(b): value for b, value in values.items()} for name, values in by_batch.items()
+    }
     headline["decode_tokens_per_s"] = {
         name: {str(b): {str(m.context_len): m.tokens_per_s for m in sweep if m.batch == b} for b in batches}
         for name, sweep in sweeps.items()
@@ -194,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         "decode_tokens": args.decode_tokens,
         "repeats": args.repeats,
         "threads": args.threads,
+        "max_batch_tokens": args.max_batch_tokens,
         "wall_s": round(time.perf_counter() - started, 1),
         "torch": torch.__version__,
     }

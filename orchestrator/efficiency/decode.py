@@ -52,6 +52,12 @@ def random_tokens(vocab_size: int, batch: int, length: int, seed: int) -> torch.
     return torch.randint(0, vocab_size, (batch, length), generator=generator)
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so a wall-clock reading covers it (a no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _step_seconds(model: Any, state: Any, next_B: torch.Tensor, decode_tokens: int) -> list[float]:
     """Wall seconds of each of ``decode_tokens`` greedy steps from ``state`` (which is consumed)."""
     seconds = []
@@ -59,6 +65,7 @@ def _step_seconds(model: Any, state: Any, next_B: torch.Tensor, decode_tokens: i
         start = time.perf_counter()
         logits_BV, state = model.step(next_B, state)
         next_B = logits_BV.argmax(dim=-1)
+        synchronize(next_B.device)
         seconds.append(time.perf_counter() - start)
     return seconds
 
@@ -86,8 +93,10 @@ def measure_decode(
     tokens_BT = random_tokens(vocab_size, batch, context_len, seed).to(device)
     with torch.inference_mode():
         model.prefill(tokens_BT[:, : min(context_len, 64)], last_only=True)  # warm up kernels, allocator
+        synchronize(device)
         start = time.perf_counter()
         logits_B1V, state = model.prefill(tokens_BT, last_only=True)
+        synchronize(device)
         prefill_s = time.perf_counter() - start
         per_sequence_bytes = state_bytes(state) // batch
         # one untimed step: warms the step path and lets a KV cache reserve room past the context

@@ -15,21 +15,25 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from orchestrator.efficiency.decode import random_tokens
+from orchestrator.efficiency.decode import random_tokens, synchronize
 
 
 def _forward_seconds(model: Any, tokens_BT: torch.Tensor) -> float:
     with torch.inference_mode():
+        synchronize(tokens_BT.device)
         start = time.perf_counter()
         model(tokens_BT)
+        synchronize(tokens_BT.device)
         return time.perf_counter() - start
 
 
 def _forward_backward_seconds(model: Any, tokens_BT: torch.Tensor) -> float:
+    synchronize(tokens_BT.device)
     start = time.perf_counter()
     logits_BTV = model(tokens_BT[:, :-1])
     loss = F.cross_entropy(logits_BTV.flatten(0, 1).float(), tokens_BT[:, 1:].flatten())
     loss.backward()
+    synchronize(tokens_BT.device)
     seconds = time.perf_counter() - start
     model.zero_grad(set_to_none=True)  # leave the model as it came: no gradients held
     return seconds
