@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from orchestrator.cli import dashboard, law_commands, report, serve, sweeps, tokens
+from orchestrator.cli import dashboard, law_commands, report, serve, submit, sweeps, tokens
 from orchestrator.cli import recall as recall_cli
 
 app = typer.Typer(
@@ -33,6 +33,7 @@ app.command("recall")(recall_cli.recall)
 app.command("dashboard")(dashboard.dashboard)
 app.command("report")(report.report)
 app.command("serve")(serve.serve)
+app.command("submit")(submit.submit)
 app.add_typer(tokens.app, name="token")
 
 

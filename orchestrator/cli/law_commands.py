@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from orchestrator.cli.common import err_console, guarded, open_store, out_console, print_json
-from orchestrator.cli.law_format import (
-    backtest_table,
-    health_label,
-    not_an_estimate_note,
-    prediction_line,
-    print_fit,
-    print_health,
-)
+from orchestrator.cli.law_format import print_fit
+from orchestrator.cli.remote import ServerOption, check_store_options, fetch_law_document
 from orchestrator.cli.sweeps import DbOption, JsonOption, WorkdirOption
 
 FormOption = Annotated[
@@ -110,6 +104,7 @@ def laws_command(
     workdir: WorkdirOption = None,
     db: DbOption = None,
     json_out: JsonOption = False,
+    server: ServerOption = None,
 ) -> None:
     """Fitted scaling laws per architecture from the store (cached; refitted only when runs change),
     each with its health: healthy, weak or degenerate, and the reasons.
@@ -121,21 +116,20 @@ def laws_command(
     """
 
     def body() -> None:
-        from orchestrator.operations.laws import laws_document
+        from orchestrator.cli.render import print_laws
 
-        store = open_store(db, workdir)
-        document = laws_document(
-            store, sweep, arch=arch, metric=metric, form=form, n_boot=n_boot, seed=seed, backtest=backtest
-        )
+        options = {"arch": arch, "metric": metric, "form": form, "n_boot": n_boot, "seed": seed}
+        check_store_options(server, workdir, db)
+        if server:
+            document = fetch_law_document(server, sweep, "laws", options | {"backtest": backtest})
+        else:
+            from orchestrator.operations.laws import laws_document
+
+            document = laws_document(open_store(db, workdir), sweep, backtest=backtest, **options)
         if json_out:
             print_json(document)
             return
-        console = out_console(False)
-        for group, fit_json in document["fits"].items():
-            print_fit(console, fit_json, f"{group}: {metric} ~ {fit_json['form']}")
-        if backtest:
-            console.print(backtest_table(document["fits"]))
-        _print_excluded(console, document["excluded"])
+        print_laws(out_console(False), document, backtest)
 
     guarded(body)
 
@@ -157,6 +151,7 @@ def predict(
     workdir: WorkdirOption = None,
     db: DbOption = None,
     json_out: JsonOption = False,
+    server: ServerOption = None,
 ) -> None:
     """Predict the metric at a target size and token count, or at a compute budget (compute-optimal).
 
@@ -166,54 +161,21 @@ def predict(
     """
 
     def body() -> None:
-        from orchestrator.operations.laws import predict_document
+        from orchestrator.cli.render import print_predict
 
-        store = open_store(db, workdir)
-        document = predict_document(
-            store,
-            arch=arch,
-            params=params,
-            tokens=tokens,
-            compute=compute,
-            sweep=sweep,
-            metric=metric,
-            form=form,
-            n_boot=n_boot,
-            seed=seed,
-        )
+        options = {"arch": arch, "params": params, "tokens": tokens, "compute": compute, "metric": metric}
+        options |= {"form": form, "n_boot": n_boot, "seed": seed}
+        check_store_options(server, workdir, db)
+        if server:
+            document = fetch_law_document(server, sweep, "predict", options)
+        else:
+            from orchestrator.operations.laws import predict_document
+
+            document = predict_document(open_store(db, workdir), sweep=sweep, **options)
         if json_out:
             print_json(document)
             return
-        console = out_console(False)
-        group, fit_json = document["arch"], document["fit"]
-        if "compute" in document:
-            c = document["compute"]
-            where = f"{c:.3g} FLOPs" + (" (compute-optimal)" if fit_json["form"] == "chinchilla" else "")
-        else:
-            n, d = document["params"], document["tokens"]
-            where = f"{n:.3g} params, {d:.3g} tokens"
-            if fit_json["form"] != "chinchilla":
-                from laws.data import DEFAULT_COMPUTE_FACTOR
-
-                factor = fit_json["fit"].get("compute_factor", DEFAULT_COMPUTE_FACTOR)
-                where += f" (C = 6ND = {factor * n * d:.3g} FLOPs, {fit_json['form']} law)"
-        predicted = document["predicted"]
-        console.print(
-            f"{group}: " + prediction_line(metric, predicted["value"], predicted["ci95"], where),
-            highlight=False,
-        )
-        for key in ("N_opt", "D_opt", "tokens_per_param"):
-            if key in document:
-                console.print(
-                    f"  {key} {document[key]['value']:.4g} (95% CI {document[key]['ci95'][0]:.4g} to "
-                    f"{document[key]['ci95'][1]:.4g})",
-                    highlight=False,
-                )
-        console.print(f"  from the {fit_json['form']} fit on {fit_json['n_runs']} runs", highlight=False)
-        note = not_an_estimate_note(document["fit"])
-        if note:
-            console.print(f"  {note}", style="bold red", highlight=False)
-        print_health(console, document["fit"])
+        print_predict(out_console(False), document)
 
     guarded(body)
 
@@ -233,6 +195,7 @@ def compare(
     workdir: WorkdirOption = None,
     db: DbOption = None,
     json_out: JsonOption = False,
+    server: ServerOption = None,
 ) -> None:
     """Each architecture against the baseline: the gap on the compute-optimal frontier with a bootstrap CI,
     the exponent difference, the crossover compute, and a verdict at measured and target compute.
@@ -241,45 +204,26 @@ def compare(
     """
 
     def body() -> None:
-        from orchestrator.operations.laws import compare_document
+        from orchestrator.cli.render import print_compare
 
-        store = open_store(db, workdir)
-        document = compare_document(
-            store, sweep, baseline=baseline, at=at, metric=metric, form=form, n_boot=n_boot, seed=seed
-        )
+        options = {
+            "baseline": baseline,
+            "at": at,
+            "metric": metric,
+            "form": form,
+            "n_boot": n_boot,
+            "seed": seed,
+        }
+        check_store_options(server, workdir, db)
+        if server:
+            document = fetch_law_document(server, sweep, "compare", options)
+        else:
+            from orchestrator.operations.laws import compare_document
+
+            document = compare_document(open_store(db, workdir), sweep, **options)
         if json_out:
             print_json(document)
             return
-        console = out_console(False)
-        for g, result in document["comparisons"].items():
-            fits = {g: result["fits"]["x"], baseline: result["fits"]["baseline"]}
-            health = ", ".join(f"{name} {health_label(f)}" for name, f in fits.items())
-            console.print(
-                f"[{result['form']}; {health}] {result['verdict']}",
-                highlight=False,
-                soft_wrap=True,
-                markup=False,
-            )
-            for name, fit_json in fits.items():
-                if health_label(fit_json) != "healthy":
-                    console.print(f"  {name}:", highlight=False)
-                    print_health(console, fit_json, indent="    ")
+        print_compare(out_console(False), document)
 
     guarded(body)
-
-
-def _print_excluded(console: Any, excluded: list[dict[str, Any]], itemise_up_to: int = 3) -> None:
-    """One line per excluded run, except that a reason shared by many runs (a study's WSD trunks or
-    tuning trials: dozens of rows) is one summary line; ``--json`` always lists every run."""
-    by_reason: dict[str, list[dict[str, Any]]] = {}
-    for row in excluded:
-        by_reason.setdefault(row["reason"], []).append(row)
-    for reason, rows in by_reason.items():
-        if len(rows) <= itemise_up_to:
-            for row in rows:
-                console.print(f"excluded {row['trial'][:8]} ({row['label']}): {reason}", style="yellow")
-        else:
-            labels = ", ".join(sorted({str(row["label"]) for row in rows}))
-            console.print(
-                f"excluded {len(rows)} runs ({labels}): {reason} (--json lists each)", style="yellow"
-            )

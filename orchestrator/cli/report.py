@@ -9,6 +9,7 @@ import typer
 
 from orchestrator.cli.common import BadInput, err_console, guarded, open_store
 from orchestrator.cli.law_commands import BootOption, SeedOption
+from orchestrator.cli.remote import ServerOption, check_store_options, fetch_report
 from orchestrator.cli.sweeps import DbOption, WorkdirOption
 
 
@@ -40,6 +41,7 @@ def report(
     seed: SeedOption = 0,
     workdir: WorkdirOption = None,
     db: DbOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Write one self-contained HTML report of a sweep: its settings and code version, loss against
     compute with the fitted laws and bands, isoFLOP profiles, fitted parameters with CIs, the comparison
@@ -50,6 +52,7 @@ def report(
       ceiling report quickstart --out quickstart.html
       ceiling report quickstart --out summary.md      # the same numbers as a Markdown summary, no figures
       ceiling report ladder --out ladder.html --baseline transformer --at 1e21 --metric val_bpb
+      ceiling report ladder --out ladder.html --server http://host:8000   # made by a ceiling server
     """
 
     def body() -> None:
@@ -61,13 +64,19 @@ def report(
         target = out.expanduser()
         if target.is_dir():
             raise BadInput(f"--out: {target} is a folder; give a file name such as {target / 'report.html'}")
-        store = open_store(db, workdir)
-        try:
-            write_report_file(
-                store, sweep, target, settings, progress=lambda line: err_console.print(line, style="dim")
-            )
-        finally:
-            store.close()
+        check_store_options(server, workdir, db)
+        if server:
+            options = {"metric": metric, "form": form, "baseline": baseline, "at": at, "n_boot": n_boot}
+            content = fetch_report(server, sweep, options | {"seed": seed}, target.suffix.lower() == ".md")
+            target.write_bytes(content)
+        else:
+            store = open_store(db, workdir)
+            try:
+                write_report_file(
+                    store, sweep, target, settings, progress=lambda line: err_console.print(line, style="dim")
+                )
+            finally:
+                store.close()
         size_mb = target.stat().st_size / 2**20
         what = "Markdown summary" if target.suffix.lower() == ".md" else "opens offline"
         err_console.print(f"wrote {target} ({size_mb:.1f} MB, {what})")

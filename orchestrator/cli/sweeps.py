@@ -19,6 +19,7 @@ from orchestrator.cli.common import (
     print_json,
     workdir_path,
 )
+from orchestrator.cli.remote import ServerOption, check_store_options, fetch_runs, fetch_status, say_queue
 from orchestrator.units import format_count
 
 WorkdirOption = Annotated[
@@ -457,34 +458,10 @@ def resume(
 
 
 def _results_table(trials: list, title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in (
-        "trial",
-        "arch",
-        "params",
-        "tokens",
-        "FLOPs",
-        "status",
-        "att.",
-        "val loss",
-        "val bpb",
-        "wall s",
-    ):
-        table.add_column(column, justify="left" if column in ("trial", "arch", "status") else "right")
-    for t in trials:
-        table.add_row(
-            t.id[:8],
-            t.label,
-            format_count(t.params_non_embedding),
-            format_count(t.tokens),
-            f"{t.flops_exact:.2e}",
-            t.status,
-            str(t.attempts),
-            "" if t.final_val_loss is None else f"{t.final_val_loss:.4f}",
-            "" if t.final_val_bpb is None else f"{t.final_val_bpb:.4f}",
-            "" if t.wall_time_s is None else f"{t.wall_time_s:.1f}",
-        )
-    return table
+    from orchestrator.cli.render import results_table
+    from orchestrator.operations.sweeps import trial_dict
+
+    return results_table([trial_dict(t) for t in trials], title)
 
 
 def status(
@@ -492,35 +469,29 @@ def status(
     workdir: WorkdirOption = None,
     db: DbOption = None,
     json_out: JsonOption = False,
+    server: ServerOption = None,
 ) -> None:
     """Progress of one sweep (per trial) or of every sweep (counts by status).
 
-    Examples: ceiling status  |  ceiling status quickstart --json
+    Examples: ceiling status  |  ceiling status quickstart --json  |  ceiling status quickstart --server http://host:8000
     """
 
     def body() -> None:
-        from orchestrator.operations.sweeps import status_document
-        from orchestrator.progress import format_status_counts, progress_table
+        from orchestrator.cli.render import print_status
 
-        store = open_store(db, workdir)
-        document = status_document(store, sweep)
+        check_store_options(server, workdir, db)
+        if server:
+            document = fetch_status(server, sweep)
+            if sweep:
+                say_queue(document)
+        else:
+            from orchestrator.operations.sweeps import status_document
+
+            document = status_document(open_store(db, workdir), sweep)
         if json_out:
             print_json(document)
             return
-        names = [entry["name"] for entry in document["sweeps"]]
-        console = out_console(False)
-        if not names:
-            console.print("no sweeps yet; start one with `ceiling run examples/quickstart.yaml`")
-        for name in names:
-            if sweep:
-                console.print(progress_table(store, name, limit=10_000))
-                for trial in store.trials(name, statuses=["failed", "diverged"]):
-                    console.print(
-                        f"[red]{trial.id[:8]} {trial.label} {trial.status}[/red]: "
-                        f"{(trial.error or '').strip().splitlines()[-1:] or ''}"
-                    )
-            else:
-                console.print(f"{name}: {format_status_counts(store.status_counts(name))}", highlight=False)
+        print_status(out_console(False), document, sweep)
 
     guarded(body)
 
@@ -542,6 +513,7 @@ def runs(
             "compute, loss, val_bpb, seed, role, run_id; `ceiling fit` reads it as it is",
         ),
     ] = False,
+    server: ServerOption = None,
 ) -> None:
     """Trials with their accounting and final metrics, as a table, JSON or CSV.
 
@@ -552,6 +524,13 @@ def runs(
     def body() -> None:
         from orchestrator.operations import sweeps as operations
 
+        check_store_options(server, workdir, db)
+        if server:
+            operations.check_runs_options(csv_out=csv_out, law_points=law_points)
+            _remote_runs(
+                server, sweep, json_out=json_out, csv_out=csv_out, evals=evals, law_points=law_points
+            )
+            return
         store = open_store(db, workdir)
         operations.require_sweep(store, sweep)
         if law_points:
@@ -562,6 +541,24 @@ def runs(
         elif csv_out:
             sys.stdout.write(operations.runs_csv(store, sweep))
         else:
-            out_console(False).print(_results_table(store.trials(sweep), sweep or "all trials"))
+            from orchestrator.cli.render import print_runs
+
+            print_runs(out_console(False), operations.runs_document(store, sweep))
 
     guarded(body)
+
+
+def _remote_runs(
+    server: str, sweep: str | None, *, json_out: bool, csv_out: bool, evals: bool, law_points: bool
+) -> None:
+    """`ceiling runs ... --server`: the same choice of output as the local command, from the server."""
+    if law_points or (csv_out and not json_out):
+        sys.stdout.write(fetch_runs(server, sweep, evals=False, csv=True, law_points=law_points))
+        return
+    document = fetch_runs(server, sweep, evals=evals and json_out, csv=False, law_points=False)
+    if json_out:
+        print_json(document)
+    else:
+        from orchestrator.cli.render import print_runs
+
+        print_runs(out_console(False), document)

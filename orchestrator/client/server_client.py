@@ -143,8 +143,7 @@ def error_for(status: int, detail: Any, server: str, what: str) -> ClientError:
     text = describe_detail(detail)
     if status == 401:
         return ClientError(
-            f"the ceiling server at {server} did not accept the token ({text or 'unauthorized'}): "
-            f"{how_to_get_a_token()}; a revoked token needs a new one",
+            f"the ceiling server at {server} refused the token: {text or 'unauthorized'}; {how_to_get_a_token()}",
             EXIT_BAD_INPUT,
         )
     if status == 403:

@@ -48,10 +48,23 @@ def trial_dict(trial: Any) -> dict[str, Any]:
 
 
 def status_document(store: Any, sweep: str | None = None) -> dict[str, Any]:
-    """``ceiling status [SWEEP] --json``: counts of trials by status, for one sweep or every sweep."""
+    """``ceiling status [SWEEP] --json``: counts of trials by status, for one sweep or every sweep; for one
+    sweep also its trials' progress rows (what its progress table shows, so a server's copy renders alike)."""
     require_sweep(store, sweep)
-    names = [sweep] if sweep else [s.name for s in store.sweeps()]
-    return {"sweeps": [{"name": n, "status": store.status_counts(n)} for n in names]}
+    if sweep is not None:
+        from orchestrator.progress import progress_row
+
+        trials = store.trials(sweep)
+        return {
+            "sweeps": [
+                {
+                    "name": sweep,
+                    "status": store.status_counts(sweep),
+                    "trials": [progress_row(t) for t in trials],
+                }
+            ]
+        }
+    return {"sweeps": [{"name": s.name, "status": store.status_counts(s.name)} for s in store.sweeps()]}
 
 
 def runs_document(store: Any, sweep: str | None = None, *, evals: bool = False) -> dict[str, Any]:

@@ -102,7 +102,9 @@ def test_runs_and_status_commands_read_the_store(smoke_run):
     lines = csv_result.stdout.strip().splitlines()
     assert lines[0].startswith("id,arch,label,status") and len(lines) == 5
     status = runner.invoke(app, ["status", "smoke", "--workdir", str(workdir), "--json"])
-    assert json.loads(status.stdout) == {"sweeps": [{"name": "smoke", "status": {"done": 4}}]}
+    (entry,) = json.loads(status.stdout)["sweeps"]
+    assert entry["name"] == "smoke" and entry["status"] == {"done": 4}
+    assert [row["status"] for row in entry["trials"]] == ["done"] * 4  # the progress table's rows
     missing = runner.invoke(app, ["status", "nope", "--workdir", str(workdir)])
     assert missing.exit_code == 2 and "smoke" in missing.output
 
