@@ -19,7 +19,7 @@ class Served:
     admin: str
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """A server that queues but runs no sweep (--max-running-sweeps 0): the API alone, no Ray."""
     workdir = tmp_path_factory.mktemp("serve")
