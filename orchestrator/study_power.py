@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ BPE_LOSS_RANGE = (3.0, 5.0)
 @dataclass(frozen=True)
 class PowerSettings:
     noise: float | None = None  # None: from the prior's seeds, else laws' default
-    prior_sweep: str | None = None
+    prior_sweep: str | None = None  # a stored sweep's name, or a law-points CSV (`ceiling runs --csv`)
     n_sim: int | None = None
     suggest: bool = True
 
@@ -54,11 +55,21 @@ def measured_noise(store: Any, sweep: str) -> float | None:
             continue
         key = (trial.label, round(float(trial.params_non_embedding)), int(trial.tokens))
         groups.setdefault(key, []).append(float(np.log(trial.final_val_loss)))
+    return pooled_log_sd(groups)
+
+
+def pooled_log_sd(groups: dict[tuple, list[float]]) -> float | None:
+    """Pooled standard deviation of log values within groups (the law points repeated over seeds)."""
     replicated = [np.asarray(v) for v in groups.values() if len(v) >= 2]
     if not replicated:
         return None
     dof = sum(v.size - 1 for v in replicated)
     return float(np.sqrt(sum(((v - v.mean()) ** 2).sum() for v in replicated) / dof))
+
+
+def is_csv_prior(prior: str | None) -> bool:
+    """`--prior` names a law-points CSV (a file that exists) rather than a stored sweep."""
+    return bool(prior) and Path(str(prior)).suffix.lower() == ".csv"
 
 
 def analyse(
@@ -89,18 +100,22 @@ def analyse(
     noise = settings.noise
     noise_source = "given (--noise)" if noise is not None else None
     if settings.prior_sweep:
-        priors, scatter = _prior_laws(store, settings.prior_sweep, progress)
+        if is_csv_prior(settings.prior_sweep):
+            priors, scatter, seed_noise = _prior_laws_from_csv(Path(settings.prior_sweep), progress)
+        else:
+            priors, scatter = _prior_laws(store, settings.prior_sweep, progress)
+            seed_noise = measured_noise(store, settings.prior_sweep) if noise is None else None
         if noise is None:
-            noise = measured_noise(store, settings.prior_sweep)
+            noise = seed_noise
             if noise is not None:
-                noise_source = f"measured from the seeds of sweep {settings.prior_sweep!r}"
+                noise_source = f"measured from the seeds of {_prior_name(settings.prior_sweep)}"
             elif scatter is not None:
                 # Without seeds, the runs' scatter about their own fitted laws bounds the noise from
                 # above (it also holds any misfit of the form): the cautious choice for a plan.
                 noise = scatter
                 noise_source = (
-                    f"the median scatter of sweep {settings.prior_sweep!r}'s runs about their chinchilla laws "
-                    "(no seeds to measure noise alone)"
+                    f"the median scatter of {_prior_name(settings.prior_sweep)}'s runs about their chinchilla "
+                    "laws (no seeds to measure noise alone)"
                 )
     if noise is None:
         noise = dp.DEFAULT_NOISE
@@ -129,18 +144,36 @@ def analyse(
     }
 
 
+def _prior_name(prior: str) -> str:
+    return f"the law points in {prior}" if is_csv_prior(prior) else f"sweep {prior!r}"
+
+
+def _prior_law(result: Any, group: str, where: str) -> Any:
+    """The reference law a prior fit gives. A degenerate fit still gives its point estimate: it is
+    what the data said (typically a size term too small to resolve), and simulating a new design
+    from it asks the honest question, whereas Epoch's exponents would promise identification the
+    prior data never showed (the CPU ladder's plan said 65-100% healthy; 0 of 12 came out so)."""
+    from laws.design_power import law_from_fit
+
+    degenerate = result.health is not None and result.health.is_degenerate
+    note = " (a degenerate fit: its point estimate)" if degenerate else ""
+    return law_from_fit(result.params, f"the chinchilla law of {group} fitted to {where}{note}")
+
+
 def _prior_laws(
     store: Any, sweep: str, progress: Callable[[str], None] | None
 ) -> tuple[dict[str, Any], float | None]:
-    """Per-architecture Chinchilla laws of an earlier sweep where they are not degenerate, and the
-    median robust residual scale of all its chinchilla fits (log loss)."""
+    """Per-architecture Chinchilla laws of an earlier sweep, and the median robust residual scale
+    of its chinchilla fits (log loss)."""
     from laws import LawInputError
-    from laws.design_power import law_from_fit
     from laws.errors import FitDidNotConverge
     from orchestrator.store.law_inputs import fit_cached, law_runs
 
     if store is None or store.get_sweep(sweep) is None:
-        raise ValueError(f"--prior: sweep {sweep!r} is not in the store (check --workdir / --db)")
+        raise ValueError(
+            f"--prior: sweep {sweep!r} is not in the store (check --workdir / --db, or pass a law-points "
+            "CSV such as docs/results/cpu-ladder-3seeds-runs.csv)"
+        )
     runs = law_runs(store, sweep, metric="val_loss")
     out = {}
     scatter: list[float] = []
@@ -161,8 +194,45 @@ def _prior_laws(
             continue
         if result.settings.get("residual_rms_log") is not None:
             scatter.append(float(result.settings["residual_rms_log"]))
-        if result.health is not None and not result.health.is_degenerate:
-            out[group] = law_from_fit(
-                result.params, f"the chinchilla law of {group} fitted to sweep {sweep!r}"
-            )
+        out[group] = _prior_law(result, group, f"sweep {sweep!r}")
     return out, (float(np.median(scatter)) if scatter else None)
+
+
+# Bootstrap resamples for a CSV prior's fits: only the point estimate and its health are used, and
+# a CSV has no fit cache, so fewer than `laws`' 200 keep `plan --prior runs.csv` near a minute.
+CSV_PRIOR_BOOT = 100
+
+
+def _prior_laws_from_csv(
+    path: Path, progress: Callable[[str], None] | None
+) -> tuple[dict[str, Any], float | None, float | None]:
+    """(laws per architecture, median residual scale, seed noise) of a law-points CSV: the committed
+    docs/results/*-runs.csv or a `ceiling runs --csv` export, so a design can be checked against a
+    study whose store is not at hand."""
+    import laws
+    from laws.errors import FitDidNotConverge
+    from orchestrator.cli.law_csv import read_law_csv
+
+    try:
+        runs, _notes = read_law_csv(path)
+    except laws.LawInputError as exc:
+        raise ValueError(f"--prior: {exc}") from None
+    seeds = runs.metrics.get("seed")
+    loss = runs.metric("loss")
+    repeated: dict[tuple, list[float]] = {}
+    for i in range(len(runs)):
+        key = (str(runs.group[i]), round(float(runs.params[i])), int(runs.tokens[i]))
+        if seeds is not None:
+            repeated.setdefault(key, []).append(float(np.log(loss[i])))
+    out, scatter = {}, []
+    for group, table in runs.by_group().items():
+        if progress:
+            progress(f"design power: fitting the prior law of {group} from {path}")
+        try:
+            result = laws.fit(table, "chinchilla", n_boot=CSV_PRIOR_BOOT, n_jobs=1)
+        except (laws.LawInputError, FitDidNotConverge):
+            continue
+        if result.settings.get("residual_rms_log") is not None:
+            scatter.append(float(result.settings["residual_rms_log"]))
+        out[group] = _prior_law(result, group, str(path))
+    return out, (float(np.median(scatter)) if scatter else None), pooled_log_sd(repeated)
