@@ -3,7 +3,7 @@
 For every name in ``models.available()`` (or ``--archs``) at one non-embedding size: prefill a context of L
 random tokens through the chunked forms (``model.prefill``), then generate ``--decode-tokens`` greedily
 through ``step`` (recurrent state, or the Transformer's KV cache), at each L and batch
-(``orchestrator.efficiency.measure_decode``). The smallest batch runs at every L, a larger one only where
+(``orchestrator.efficiency.decode_sweep``: timed runs interleaved across lengths). The smallest batch runs at every L, a larger one only where
 batch x L <= ``--max-batch-tokens`` (its prefill costs batch x L tokens). Reported per architecture: decode
 tokens/s at each L (all sequences of the batch counted), the state or cache bytes per sequence, the prefill
 seconds, and the flatness = tokens/s at the longest L / at the shortest (smallest batch). A recurrent
@@ -36,7 +36,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 import models  # noqa: E402
-from orchestrator.efficiency import DecodeMeasurement, decode_flatness, measure_decode  # noqa: E402
+from orchestrator.efficiency import (  # noqa: E402
+    DecodeMeasurement,
+    decode_flatness,
+    decode_sweep,
+    measure_decode,
+)
 
 BASELINE = "transformer"
 FLAT_ENOUGH = 0.8  # the issue's bar for a recurrent model: tokens/s at the longest L >= 0.8x the shortest
@@ -150,10 +155,16 @@ def main(argv: list[str] | None = None) -> int:
             # read as a slow shortest context and flatter the flatness
             measure_decode(model, context_len=lengths[0], **{**settings, "repeats": 1})
             sweeps[name] = [
-                measure_decode(model, context_len=length, batch=batch, **settings)
+                measurement
                 for batch in batches
-                for length in lengths
-                if batch == batches[0] or batch * length <= args.max_batch_tokens
+                for measurement in decode_sweep(
+                    model,
+                    context_lens=[
+                        n for n in lengths if batch == batches[0] or batch * n <= args.max_batch_tokens
+                    ],
+                    batches=[batch],
+                    **settings,
+                )
             ]
         except Exception as error:  # one architecture's failure must not hide the others' numbers
             failed[name] = f"{type(error).__name__}: {error}"

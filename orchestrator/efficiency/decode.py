@@ -70,6 +70,51 @@ def _step_seconds(model: Any, state: Any, next_B: torch.Tensor, decode_tokens: i
     return seconds
 
 
+@dataclass
+class _Prefilled:
+    """One context read and ready to decode from: the state after one untimed warm-up step."""
+
+    context_len: int
+    batch: int
+    state: Any
+    next_B: torch.Tensor
+    state_bytes: int  # per sequence, right after the prefill
+    prefill_s: float
+
+
+def _check_settings(**values: Any) -> None:
+    for name, value in values.items():
+        _check_positive(name, value)
+
+
+def _prefill(model: Any, context_len: int, batch: int, vocab_size: int | None, seed: int) -> _Prefilled:
+    vocab_size = model.config.vocab_size if vocab_size is None else vocab_size
+    _check_settings(context_len=context_len, batch=batch, vocab_size=vocab_size)
+    device = next(model.parameters()).device
+    tokens_BT = random_tokens(vocab_size, batch, context_len, seed).to(device)
+    model.prefill(tokens_BT[:, : min(context_len, 64)], last_only=True)  # warm up kernels, allocator
+    synchronize(device)
+    start = time.perf_counter()
+    logits_B1V, state = model.prefill(tokens_BT, last_only=True)
+    synchronize(device)
+    prefill_s = time.perf_counter() - start
+    per_sequence_bytes = state_bytes(state) // batch
+    # one untimed step: warms the step path and lets a KV cache reserve room past the context
+    logits_BV, state = model.step(logits_B1V[:, -1].argmax(dim=-1), state)
+    return _Prefilled(context_len, batch, state, logits_BV.argmax(dim=-1), per_sequence_bytes, prefill_s)
+
+
+def _measurement(prefilled: _Prefilled, decode_tokens: int, step_seconds: list[float]) -> DecodeMeasurement:
+    return DecodeMeasurement(
+        context_len=prefilled.context_len,
+        batch=prefilled.batch,
+        decode_tokens=decode_tokens,
+        tokens_per_s=prefilled.batch / statistics.median(step_seconds),
+        state_bytes=prefilled.state_bytes,
+        prefill_s=prefilled.prefill_s,
+    )
+
+
 def measure_decode(
     model: Any,
     *,
@@ -81,56 +126,57 @@ def measure_decode(
     seed: int = 0,
 ) -> DecodeMeasurement:
     """Prefill ``context_len`` random tokens for ``batch`` sequences, then time ``decode_tokens`` greedy
-    steps ``repeats`` times (tokens/s from the median step; see the module doc). ``vocab_size`` defaults to the model's. The model is used as given
-    (eval mode, its device and dtype)."""
-    for name, value in (("context_len", context_len), ("batch", batch)):
-        _check_positive(name, value)
-    for name, value in (("decode_tokens", decode_tokens), ("repeats", repeats)):
-        _check_positive(name, value)
-    vocab_size = model.config.vocab_size if vocab_size is None else vocab_size
-    _check_positive("vocab_size", vocab_size)
-    device = next(model.parameters()).device
-    tokens_BT = random_tokens(vocab_size, batch, context_len, seed).to(device)
+    steps ``repeats`` times (tokens/s from the median step; see the module doc). ``vocab_size`` defaults
+    to the model's. The model is used as given (eval mode, its device and dtype)."""
+    _check_settings(decode_tokens=decode_tokens, repeats=repeats)
     with torch.inference_mode():
-        model.prefill(tokens_BT[:, : min(context_len, 64)], last_only=True)  # warm up kernels, allocator
-        synchronize(device)
-        start = time.perf_counter()
-        logits_B1V, state = model.prefill(tokens_BT, last_only=True)
-        synchronize(device)
-        prefill_s = time.perf_counter() - start
-        per_sequence_bytes = state_bytes(state) // batch
-        # one untimed step: warms the step path and lets a KV cache reserve room past the context
-        logits_BV, state = model.step(logits_B1V[:, -1].argmax(dim=-1), state)
-        next_B = logits_BV.argmax(dim=-1)
+        prefilled = _prefill(model, context_len, batch, vocab_size, seed)
         seconds = [
             step_s
             for _ in range(repeats)
-            for step_s in _step_seconds(model, copy.deepcopy(state), next_B, decode_tokens)
+            for step_s in _step_seconds(
+                model, copy.deepcopy(prefilled.state), prefilled.next_B, decode_tokens
+            )
         ]
-    return DecodeMeasurement(
-        context_len=context_len,
-        batch=batch,
-        decode_tokens=decode_tokens,
-        tokens_per_s=batch / statistics.median(seconds),
-        state_bytes=per_sequence_bytes,
-        prefill_s=prefill_s,
-    )
+    return _measurement(prefilled, decode_tokens, seconds)
 
 
 def decode_sweep(
-    model: Any, *, context_lens: Sequence[int], batches: Sequence[int] = (1,), **kw: Any
+    model: Any,
+    *,
+    context_lens: Sequence[int],
+    batches: Sequence[int] = (1,),
+    decode_tokens: int = 32,
+    repeats: int = 3,
+    vocab_size: int | None = None,
+    seed: int = 0,
 ) -> list[DecodeMeasurement]:
-    """``measure_decode`` at every (batch, context length), batches outer, lengths ascending; ``kw`` goes
-    to ``measure_decode`` (decode_tokens, repeats, vocab_size, seed)."""
+    """``measure_decode``'s measurement at every (batch, context length), batches outer, lengths ascending.
+
+    Within a batch the timed runs are interleaved across lengths (all contexts are prefilled first, then
+    each round times one run at every length), so a change in the machine's load during the sweep hits
+    every length alike instead of skewing the ratio between the first and the last: what
+    ``decode_flatness`` compares. Holds every length's state of one batch at once.
+    """
     if not context_lens:
         raise ValueError("context_lens must name at least one length, e.g. (512, 2048, 8192)")
     if not batches:
         raise ValueError("batches must name at least one batch size, e.g. (1, 8)")
-    return [
-        measure_decode(model, context_len=length, batch=batch, **kw)
-        for batch in batches
-        for length in sorted(context_lens)
-    ]
+    _check_settings(decode_tokens=decode_tokens, repeats=repeats)
+    measurements: list[DecodeMeasurement] = []
+    with torch.inference_mode():
+        for batch in batches:
+            prefilled = [_prefill(model, n, batch, vocab_size, seed) for n in sorted(set(context_lens))]
+            seconds: list[list[float]] = [[] for _ in prefilled]
+            for _ in range(repeats):
+                for index, one in enumerate(prefilled):
+                    seconds[index] += _step_seconds(
+                        model, copy.deepcopy(one.state), one.next_B, decode_tokens
+                    )
+            measurements += [
+                _measurement(one, decode_tokens, s) for one, s in zip(prefilled, seconds, strict=True)
+            ]
+    return measurements
 
 
 def decode_flatness(measurements: Sequence[DecodeMeasurement], batch: int = 1) -> float:
