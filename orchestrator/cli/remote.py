@@ -26,8 +26,8 @@ ServerOption = Annotated[
         "--server",
         envvar="CEILING_SERVER",
         show_envvar=False,
-        help="ask this `ceiling serve` (e.g. http://host:8000) instead of a local store [env CEILING_SERVER; "
-        "token from CEILING_TOKEN or ~/.config/ceiling/token, mode 0600]",
+        help="ask this `ceiling serve` (e.g. http://host:8000) instead of a local store (env CEILING_SERVER; "
+        "token from CEILING_TOKEN or ~/.config/ceiling/token, mode 0600)",
     ),
 ]
 
