@@ -11,6 +11,7 @@ from orchestrator.api import errors
 from orchestrator.api.metrics import ServiceMetrics
 from orchestrator.api.middleware import BodyLimit, Guard
 from orchestrator.api.settings import ServiceSettings
+from orchestrator.api.single_flight import SingleFlight
 from orchestrator.api.store import ServiceStore
 
 DESCRIPTION = """\
@@ -52,6 +53,7 @@ def create_app(settings: ServiceSettings, *, store: ServiceStore | None = None) 
     )
     app.state.settings, app.state.store, app.state.runner = settings, store, runner
     app.state.metrics = ServiceMetrics(store)
+    app.state.single_flight = SingleFlight()
     errors.install(app)
     for router in (routes_service.router, routes_sweeps.router, routes_laws.router):
         app.include_router(router)

@@ -44,16 +44,17 @@ def laws(
     backtest: bool = Query(False, description="also fit without the largest size / budget and predict them"),
     _: TokenInfo = Depends(current_user),
 ) -> Any:
-    return operations.laws_document(
-        request.app.state.store,
-        checked_name(request, name),
-        arch=arch,
-        metric=metric,
-        form=form,
-        n_boot=n_boot,
-        seed=seed,
-        backtest=backtest,
-    )
+    with _one_at_a_time(request):
+        return operations.laws_document(
+            request.app.state.store,
+            checked_name(request, name),
+            arch=arch,
+            metric=metric,
+            form=form,
+            n_boot=n_boot,
+            seed=seed,
+            backtest=backtest,
+        )
 
 
 @router.get(
@@ -74,18 +75,19 @@ def predict(
     seed: int = Seed,
     _: TokenInfo = Depends(current_user),
 ) -> Any:
-    return operations.predict_document(
-        request.app.state.store,
-        arch=arch,
-        params=params,
-        tokens=tokens,
-        compute=compute,
-        sweep=checked_name(request, name),
-        metric=metric,
-        form=form,
-        n_boot=n_boot,
-        seed=seed,
-    )
+    with _one_at_a_time(request):
+        return operations.predict_document(
+            request.app.state.store,
+            arch=arch,
+            params=params,
+            tokens=tokens,
+            compute=compute,
+            sweep=checked_name(request, name),
+            metric=metric,
+            form=form,
+            n_boot=n_boot,
+            seed=seed,
+        )
 
 
 @router.get(
@@ -104,16 +106,17 @@ def compare(
     seed: int = Seed,
     _: TokenInfo = Depends(current_user),
 ) -> Any:
-    return operations.compare_document(
-        request.app.state.store,
-        checked_name(request, name),
-        baseline=baseline,
-        at=at,
-        metric=metric,
-        form=form,
-        n_boot=n_boot,
-        seed=seed,
-    )
+    with _one_at_a_time(request):
+        return operations.compare_document(
+            request.app.state.store,
+            checked_name(request, name),
+            baseline=baseline,
+            at=at,
+            metric=metric,
+            form=form,
+            n_boot=n_boot,
+            seed=seed,
+        )
 
 
 @router.get(
@@ -137,6 +140,12 @@ def report(
 
     settings = report_settings(metric=metric, form=form, baseline=baseline, at=at, n_boot=n_boot, seed=seed)
     store, sweep = request.app.state.store, checked_name(request, name)
-    if format == "md":
-        return PlainTextResponse(report_markdown(store, sweep, settings), media_type="text/markdown")
-    return HTMLResponse(report_html(store, sweep, settings))
+    with _one_at_a_time(request):
+        if format == "md":
+            return PlainTextResponse(report_markdown(store, sweep, settings), media_type="text/markdown")
+        return HTMLResponse(report_html(store, sweep, settings))
+
+
+def _one_at_a_time(request: Request):  # type: ignore[no-untyped-def]
+    """Identical queries (path and query string) wait for one another: the first fills the fit cache."""
+    return request.app.state.single_flight(f"{request.url.path}?{request.url.query}")

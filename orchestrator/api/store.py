@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from orchestrator.store import Store
 from orchestrator.store.engine import with_retries
 
@@ -29,3 +31,11 @@ class ServiceStore(Store):
                 return operation(session)
 
         return with_retries(run, attempts=REQUEST_ATTEMPTS, first_delay_s=0.25)
+
+    def save_fit(self, **fit: Any) -> None:
+        """Cache a fit; a concurrent request that cached the same inputs first wins (same hash, same
+        result), where the CLI's one writer never meets the unique key."""
+        try:
+            super().save_fit(**fit)
+        except IntegrityError:
+            pass
