@@ -103,7 +103,7 @@ def submit(
             session.flush()
             return _entry(row), True
         changed = row.spec_hash != spec_hash
-        if changed or row.status in ("cancelled", "failed"):
+        if changed or row.status in ("cancelled", "failed"):  # asked again: run it again
             if row.status in ("queued", "running"):
                 return _entry(row), False  # the caller saw no conflict a moment ago; report it as is
             row.spec, row.spec_hash, row.trials, row.status = spec, spec_hash, trials, "queued"
@@ -145,17 +145,17 @@ def finish(store: Any, name: str, status: str, error: str | None = None) -> bool
 
 
 def cancel(store: Any, name: str) -> QueueEntry | None:
-    """Cancel a sweep: a queued one at once, a running one by flagging it for the scheduler (which stops
-    its process and records ``cancelled``). A finished sweep is left as it is. None if unknown."""
+    """Cancel a queued or running sweep: it is ``cancelled`` at once; the scheduler stops a running
+    one's process (its running trials go back to pending). A finished sweep is left as it is. None if
+    the sweep is not in the queue."""
 
     def op(session: Session) -> QueueEntry | None:
         row = session.get(QueuedSweep, name)
         if row is None:
             return None
-        if row.status == "queued":
+        if row.status in ("queued", "running"):
+            row.cancel_requested = row.status == "running"
             row.status, row.finished_at = "cancelled", utcnow()
-        elif row.status == "running":
-            row.cancel_requested = True
         return _entry(row)
 
     return store._write(op)
