@@ -31,7 +31,7 @@ SPEC_BODY = {
 NOT_FOUND = {404: {"description": "no such sweep; GET /v1/sweeps lists them"}}
 
 
-def checked_name(request: Request, name: str) -> str:
+def checked_name(name: str) -> str:
     """A path's sweep name; one that cannot be a sweep name (spec.NAME_PATTERN) is simply not found."""
     from orchestrator.spec import NAME_PATTERN
 
@@ -86,7 +86,10 @@ async def submit(
 def list_sweeps(request: Request, _: TokenInfo = Depends(current_user)) -> Any:
     store = request.app.state.store
     queued = {entry.name: entry for entry in service_queue.entries(store)}
-    names = list(queued) + [s.name for s in store.sweeps() if s.name not in queued]
+    # the store's order, as `ceiling status` lists them (so `--server` prints the same), then any sweep
+    # that is only in the queue
+    stored = [s.name for s in store.sweeps()]
+    names = stored + sorted(set(queued) - set(stored), key=list(queued).index)
     rows = []
     for name in names:
         entry = queued.get(name)
@@ -94,7 +97,7 @@ def list_sweeps(request: Request, _: TokenInfo = Depends(current_user)) -> Any:
         rows.append(
             {
                 "sweep": name,
-                **{k: v for k, v in queue.items()},
+                **queue,
                 "trials": entry.trials if entry else None,
                 "counts": store.status_counts(name),
             }
@@ -109,7 +112,7 @@ def list_sweeps(request: Request, _: TokenInfo = Depends(current_user)) -> Any:
 )
 def get_sweep(request: Request, name: str, _: TokenInfo = Depends(current_user)) -> Any:
     store = request.app.state.store
-    document = operations.status_document(store, checked_name(request, name))
+    document = operations.status_document(store, checked_name(name))
     entry = service_queue.get(store, name)
     return document | {"queue": entry.to_json() if entry else None}
 
@@ -128,7 +131,7 @@ def get_runs(
     _: TokenInfo = Depends(current_user),
 ) -> Any:
     store = request.app.state.store
-    checked_name(request, name)
+    checked_name(name)
     operations.require_sweep(store, name)
     if law_points:
         operations.check_runs_options(csv_out=format == "csv", law_points=law_points)
@@ -145,7 +148,7 @@ def get_runs(
 )
 def cancel(request: Request, name: str, user: TokenInfo = Depends(current_user)) -> Any:
     store = request.app.state.store
-    checked_name(request, name)
+    checked_name(name)
     entry = service_queue.get(store, name)
     if entry is None:
         known = [e.name for e in service_queue.entries(store)]

@@ -173,8 +173,11 @@ def test_submit_queues_once_names_bad_fields_and_needs_a_server(tour: Tour, tmp_
     assert (
         document["sweep"] == "tour-submit" and document["created"] is False and document["owner"] == "alice"
     )
-    # a queued sweep is planned and stored: status reads the same over the server and here
+    # a queued sweep is planned and stored: status reads the same over the server and here, and every
+    # sweep is listed in the same order (bench-laws was filled here, tour-submit came through the queue)
     assert remote(tour, "status", "tour-submit").stdout == local(tour, "status", "tour-submit").stdout
+    listed = remote(tour, "status").stdout
+    assert listed == local(tour, "status").stdout and listed.index(SWEEP) < listed.index("tour-submit")
     spec_file.write_text(
         yaml.safe_dump(spec | {"name": "tour-bad", "architectures": ["transformer", "mamab"]})
     )
