@@ -68,6 +68,7 @@ TOUR = [
     ["status", SWEEP],
     ["runs", SWEEP],
     ["runs", SWEEP, "--json"],
+    ["runs", SWEEP, "--json", "--evals"],
     ["runs", SWEEP, "--csv"],
     ["runs", SWEEP, "--csv", "--law-points"],
     ["laws", SWEEP, *N_BOOT],
