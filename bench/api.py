@@ -282,6 +282,11 @@ def bench_queries(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         results, errors = run_clients(
             server.port, token, [laws_path, compare_path], args.clients, args.seconds, args.think_ms
         )
+        # The floor: the same clients on /v1/health (no token, no store, no fit): what the HTTP stack alone
+        # costs on this machine, the yardstick for the figures above when the machine is busy.
+        floor = run_clients(
+            server.port, token, ["/v1/health"], args.clients, args.floor_seconds, args.think_ms
+        )
     finally:
         server.stop()
     latencies = [ms for _, ms in results]
@@ -298,6 +303,7 @@ def bench_queries(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "latencies": latencies,
         "by_path": by_path,
         "errors": errors,
+        "floor": [ms for _, ms in floor[0]],
     }
 
 
@@ -393,6 +399,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=None,
         help="bootstrap resamples of the queried fits (default: the server's, 1000)",
     )
+    parser.add_argument(
+        "--floor-seconds",
+        type=float,
+        default=5.0,
+        help="seconds of the same clients on /v1/health (the floor)",
+    )
     parser.add_argument("--submit", action="store_true", help="measure submit -> first trial step instead")
     parser.add_argument(
         "--ray-cluster",
@@ -405,8 +417,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--keep", type=Path, default=None, help="keep the store and the server log in this folder"
     )
     args = parser.parse_args(argv)
-    if args.clients < 1 or args.seconds <= 0:
-        parser.error("--clients must be >= 1 and --seconds > 0")
+    if args.clients < 1 or args.seconds <= 0 or args.floor_seconds <= 0:
+        parser.error("--clients must be >= 1, --seconds and --floor-seconds > 0")
 
     with tempfile.TemporaryDirectory(prefix="ceiling-bench-api-") as scratch:
         folder = args.keep or Path(scratch)
@@ -447,6 +459,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "requests": len(latencies),
         "errors": sum(result["errors"].values()),
         "error_kinds": result["errors"],
+        "floor_p99_ms": round(percentile(result["floor"], 99), 2),
+        "floor_throughput_rps": round(len(result["floor"]) / args.floor_seconds, 1),
+        "throughput_ratio_vs_floor": round(throughput / (len(result["floor"]) / args.floor_seconds), 3)
+        if result["floor"]
+        else None,
         "p99_ms_laws": round(percentile(result["by_path"]["laws"], 99), 2),
         "p99_ms_compare": round(percentile(result["by_path"]["compare"], 99), 2),
         "cold_fit_s": {k: round(v, 2) for k, v in result["cold_s"].items()},
@@ -463,7 +480,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
     print(f"{args.clients} clients x {args.seconds:g} s (think {args.think_ms:g} ms):")
     print(f"{'endpoint':10}{'requests':>10}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'max ms':>10}")
-    for name, values in (*result["by_path"].items(), ("all", latencies)):
+    for name, values in (*result["by_path"].items(), ("all", latencies), ("(floor)", result["floor"])):
         print(
             f"{name:10}{len(values):>10}{percentile(values, 50):>10.1f}{percentile(values, 90):>10.1f}"
             f"{percentile(values, 99):>10.1f}{max(values, default=float('nan')):>10.1f}"
