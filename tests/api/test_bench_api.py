@@ -20,6 +20,8 @@ def test_bench_api_prints_latency_and_throughput_as_its_last_line():
             "2",
             "--n-boot",
             "20",
+            "--floor-seconds",
+            "1",
         ],
         capture_output=True,
         text=True,
