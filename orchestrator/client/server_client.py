@@ -38,8 +38,9 @@ class ServerClient:
         self.base_url = normalise_server(server)
         self._token = token
         self._timeout = (CONNECT_TIMEOUT_S, read_timeout_s)
+        # The environment's proxy and CA-bundle settings apply (a team server behind a corporate proxy or
+        # with its own CA); the token goes as `auth`, so no ~/.netrc entry can replace it.
         self._session = requests.Session()
-        self._session.trust_env = False  # no proxy from the environment sees the token by surprise
 
     def close(self) -> None:
         self._session.close()
@@ -88,10 +89,11 @@ class ServerClient:
 
         url = self.url(path)
         all_headers = {"Accept": "application/json, text/csv, text/html, text/markdown", **(headers or {})}
+        auth = None
         if authenticated:
             if self._token is None:
                 self._token = load_token()
-            all_headers["Authorization"] = f"Bearer {self._token}"
+            auth = BearerAuth(self._token)
         try:
             response = self._session.request(
                 method,
@@ -99,6 +101,7 @@ class ServerClient:
                 params=query_params(params),
                 data=data,
                 headers=all_headers,
+                auth=auth,
                 timeout=self._timeout,
                 allow_redirects=False,  # a redirect elsewhere would carry the token there
             )
@@ -117,6 +120,20 @@ class ServerClient:
         if response.status_code >= 300:
             raise error_for(response.status_code, _detail(response), self.base_url, f"{method} {API}{path}")
         return response
+
+
+class BearerAuth:
+    """``Authorization: Bearer <token>`` as a requests auth (its repr never shows the token)."""
+
+    def __init__(self, token: str):
+        self._token = token
+
+    def __call__(self, request: Any) -> Any:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "BearerAuth(***)"
 
 
 def query_params(params: Params | None) -> dict[str, str]:

@@ -119,7 +119,15 @@ def test_the_server_comes_from_the_flag_and_the_token_from_a_private_file(tour: 
     token_file.parent.mkdir()
     token_file.write_text(tour.token + "\n")
     token_file.chmod(0o600)
-    env = {"CEILING_SERVER": None, "CEILING_TOKEN": None, "XDG_CONFIG_HOME": str(tmp_path)}
+    netrc = tmp_path / "netrc"  # a ~/.netrc entry for the host must not replace the bearer token
+    netrc.write_text("machine 127.0.0.1 login someone password elsewhere\n")
+    netrc.chmod(0o600)
+    env = {
+        "CEILING_SERVER": None,
+        "CEILING_TOKEN": None,
+        "XDG_CONFIG_HOME": str(tmp_path),
+        "NETRC": str(netrc),
+    }
     flagged = remote(tour, "status", "--server", tour.server.url, **env)
     assert flagged.exit_code == 0 and flagged.stdout == local(tour, "status").stdout
     token_file.chmod(0o644)
