@@ -126,3 +126,13 @@ def test_a_sweep_without_measurements_says_how_to_get_them(tmp_path):
     from orchestrator.report.efficiency_section import efficiency_html
 
     assert "add an efficiency: block" in efficiency_html(None, "<h2>Efficiency</h2>")
+
+
+def test_a_recall_frontier_needs_some_recall(models):
+    frontier = efficiency_claims(models)[7]
+    assert frontier.verdict.startswith("a trade-off exists") or frontier.verdict.startswith("one architecture")
+    for model in models:
+        model.copy_score = 0.001  # tiny LMs that do not copy at all
+    frontier = efficiency_claims(models)[7]
+    assert frontier.verdict.startswith("untestable here: no model copies")
+    assert "best copy score 0.001" in frontier.measured
