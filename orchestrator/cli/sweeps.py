@@ -513,12 +513,21 @@ def runs(
             "compute, loss, val_bpb, seed, role, run_id; `ceiling fit` reads it as it is",
         ),
     ] = False,
+    efficiency: Annotated[
+        bool,
+        typer.Option(
+            "--efficiency",
+            help="an efficiency study's measurements, one number a row (trial, architecture, size, measure, "
+            "length, batch, position, metric, value): CSV, or --json",
+        ),
+    ] = False,
     server: ServerOption = None,
 ) -> None:
     """Trials with their accounting and final metrics, as a table, JSON or CSV.
 
     Examples: ceiling runs quickstart --csv > runs.csv  |  ceiling runs quickstart --json --evals
               ceiling runs cpu-ladder --csv --law-points > cpu-ladder-runs.csv
+              ceiling runs efficiency --efficiency > efficiency-measurements.csv
     """
 
     def body() -> None:
@@ -533,7 +542,15 @@ def runs(
             return
         store = open_store(db, workdir)
         operations.require_sweep(store, sweep)
-        if law_points:
+        if efficiency:
+            from orchestrator.store.efficiency import measurements, measurements_csv
+
+            rows = measurements(store, sweep)
+            if json_out:
+                print_json({"sweep": sweep, "measurements": rows})
+            else:
+                sys.stdout.write(measurements_csv(rows))
+        elif law_points:
             operations.check_runs_options(csv_out=csv_out, law_points=law_points)
             sys.stdout.write(operations.law_points_csv(store, sweep))
         elif json_out:
