@@ -534,6 +534,10 @@ def runs(
         from orchestrator.operations import sweeps as operations
 
         check_store_options(server, workdir, db)
+        if server and efficiency:
+            raise BadInput(
+                "--efficiency: not served over HTTP yet; run it against the store (--db or --workdir)"
+            )
         if server:
             operations.check_runs_options(csv_out=csv_out, law_points=law_points)
             _remote_runs(
