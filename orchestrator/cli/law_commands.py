@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli.common import err_console, guarded, open_store, out_console, print_json
+from orchestrator.cli.common import BadInput, err_console, guarded, open_store, out_console, print_json
 from orchestrator.cli.law_format import print_fit
 from orchestrator.cli.remote import ServerOption, check_store_options, fetch_law_document
 from orchestrator.cli.sweeps import DbOption, JsonOption, WorkdirOption
@@ -21,7 +21,12 @@ FormOption = Annotated[
     ),
 ]
 MetricOption = Annotated[
-    str, typer.Option("--metric", help="val_loss | val_bpb | train_loss | copy_score | recall_accuracy")
+    str,
+    typer.Option(
+        "--metric",
+        help="val_loss | val_bpb | train_loss | copy_score | recall_accuracy, or an efficiency study's "
+        "final metric (decode_ms_per_token_L8192, state_bytes_L8192, decode_flatness, extrapolation_loss_x4, ...)",
+    ),
 ]
 BootOption = Annotated[int, typer.Option("--n-boot", help="bootstrap resamples over whole runs (CI width)")]
 SeedOption = Annotated[int, typer.Option("--seed", help="bootstrap seed")]
@@ -101,6 +106,14 @@ def laws_command(
             "held-out runs and say whether they fall inside the 95% band",
         ),
     ] = False,
+    cost: Annotated[
+        str | None,
+        typer.Option(
+            "--cost",
+            help="fit the metric against this inference cost instead of training compute: an efficiency "
+            "study's final metric such as decode_ms_per_token_L8192 (use --form power_c)",
+        ),
+    ] = None,
     workdir: WorkdirOption = None,
     db: DbOption = None,
     json_out: JsonOption = False,
@@ -113,6 +126,7 @@ def laws_command(
       ceiling laws quickstart                       # --form auto: the richest form the runs identify
       ceiling laws quickstart --backtest            # does the law extrapolate to the held-out largest size?
       ceiling laws quickstart --form power_c --metric val_bpb --json
+      ceiling laws efficiency --form power_c --cost decode_ms_per_token_L8192   # loss vs inference cost
     """
 
     def body() -> None:
@@ -120,12 +134,14 @@ def laws_command(
 
         options = {"arch": arch, "metric": metric, "form": form, "n_boot": n_boot, "seed": seed}
         check_store_options(server, workdir, db)
+        if server and cost:
+            raise BadInput("--cost: not served over HTTP yet; run it against the store (--db or --workdir)")
         if server:
             document = fetch_law_document(server, sweep, "laws", options | {"backtest": backtest})
         else:
             from orchestrator.operations.laws import laws_document
 
-            document = laws_document(open_store(db, workdir), sweep, backtest=backtest, **options)
+            document = laws_document(open_store(db, workdir), sweep, backtest=backtest, cost=cost, **options)
         if json_out:
             print_json(document)
             return

@@ -31,15 +31,20 @@ def _scalars(value: Any) -> Any:
     return value
 
 
-def checked_runs(store: Any, sweep: str | None, arch: str | None, metric: str) -> Any:
-    """The law inputs of a sweep (or of every stored run), refusing an unknown sweep, metric or no runs."""
+def checked_runs(
+    store: Any, sweep: str | None, arch: str | None, metric: str, cost: str | None = None
+) -> Any:
+    """The law inputs of a sweep (or of every stored run), refusing an unknown sweep, metric or no runs.
+    ``cost``: a final metric (e.g. decode_ms_per_token_L8192) fitted against instead of training compute."""
     from orchestrator.store.law_inputs import law_runs
 
     require_sweep(store, sweep, known_label="known", none="none")
     try:
-        runs = law_runs(store, sweep, metric=metric, arch=arch)
+        runs = law_runs(store, sweep, metric=metric, arch=arch, cost=cost)
     except ValueError as exc:
-        raise BadInput(f"--metric: {exc}") from None
+        raise BadInput(
+            f"--{'cost' if cost and str(exc).startswith(f'unknown metric {cost!r}') else 'metric'}: {exc}"
+        ) from None
     if not len(runs):
         raise BadInput(
             f"no finished runs with {metric!r}"
@@ -59,11 +64,12 @@ def store_fits(
     n_boot: int,
     seed: int,
     backtest: bool = False,
+    cost: str | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """The runs and one cached fit per architecture (group) of them."""
     from orchestrator.store.law_inputs import fit_cached
 
-    runs = checked_runs(store, sweep, arch, metric)
+    runs = checked_runs(store, sweep, arch, metric, cost)
     fits = {
         group: fit_cached(
             store,
@@ -91,15 +97,20 @@ def laws_document(
     n_boot: int = 1000,
     seed: int = 0,
     backtest: bool = False,
+    cost: str | None = None,
 ) -> dict[str, Any]:
-    """``ceiling laws [SWEEP] --json``: one fit per architecture with its health, and the excluded runs."""
-    runs, fits = store_fits(store, sweep, arch, metric, form, n_boot, seed, backtest)
-    return {
+    """``ceiling laws [SWEEP] --json``: one fit per architecture with its health, and the excluded runs.
+    ``cost``: fit the metric against this inference cost instead of training compute (named in the document)."""
+    runs, fits = store_fits(store, sweep, arch, metric, form, n_boot, seed, backtest, cost)
+    document = {
         "sweep": sweep,
         "metric": metric,
         "fits": {g: f.to_json() for g, f in fits.items()},
         "excluded": runs.excluded,
     }
+    if cost is not None:
+        document["cost"] = cost
+    return document
 
 
 def laws_features(form: str) -> tuple[str, ...]:
