@@ -206,8 +206,9 @@ def _cost_law_html(section: EfficiencySection) -> str:
         )
         out += (
             f'<p class="muted">val_loss = E + A * cost^-alpha with cost = {esc(section.cost_metric)} (ms per '
-            "token), fitted like any law (<code>ceiling laws --metric val_loss</code> reads the same runs; "
-            "the cost is a final metric, so <code>ceiling compare --metric</code> takes it too).</p>"
+            "token), fitted like any law: <code>ceiling laws SWEEP --form power_c --cost "
+            f"{esc(section.cost_metric)}</code> gives the same fits; the cost is a final metric, so "
+            "<code>ceiling compare --metric</code> takes it too.</p>"
         )
     for group, why in sorted(section.cost_law_missing.items()):
         out += note(f"{group}: no law of loss against inference cost: {why}")
