@@ -23,7 +23,9 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 Scope = dict[str, Any]
 
 
-async def send_json(send: Any, status: int, document: Any, headers: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
+async def send_json(
+    send: Any, status: int, document: Any, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
     body = json.dumps(document).encode()
     await send(
         {
@@ -57,7 +59,7 @@ class BodyLimit:
                 await send_json(send, 400, {"detail": "Content-Length is not a number"})
                 return
             if int(declared) > self.limit:
-                await send_json(send, 413, too_large, [(b"connection", b"close")])
+                await send_json(send, 413, too_large, ((b"connection", b"close"),))
                 return
         chunks, size = [], 0
         while True:
@@ -67,7 +69,7 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.limit:
-                await send_json(send, 413, too_large, [(b"connection", b"close")])
+                await send_json(send, 413, too_large, ((b"connection", b"close"),))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):

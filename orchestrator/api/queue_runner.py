@@ -84,14 +84,25 @@ class QueueRunner:
     def _loop(self) -> None:
         # Children are started from this thread only: PR_SET_PDEATHSIG fires when the thread that
         # forked a child ends, and this thread lives as long as the server.
+        failing = False
         while not self._stop.is_set():
             try:
                 self.tick()
+                if failing:
+                    log.warning("queue runner: the store answers again")
+                failing = False
             except Exception as exc:  # the store away, most likely: try again on the next tick
-                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-                from orchestrator.store.engine import _redact_text
+                if not failing:  # one line per outage, not one a second
+                    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                    from orchestrator.store.engine import _redact_text
 
-                log.warning("queue runner: %s: %s; retrying", type(exc).__name__, _redact_text(first_line))
+                    log.warning(
+                        "queue runner: %s: %s; retrying every %.0f s",
+                        type(exc).__name__,
+                        _redact_text(first_line),
+                        self.settings.scheduler_interval_s,
+                    )
+                failing = True
             self._wake.wait(self.settings.scheduler_interval_s)
             self._wake.clear()
         self._shutdown_children()

@@ -47,7 +47,7 @@ def laws(
     with _one_at_a_time(request):
         return operations.laws_document(
             request.app.state.store,
-            checked_name(request, name),
+            checked_name(name),
             arch=arch,
             metric=metric,
             form=form,
@@ -82,7 +82,7 @@ def predict(
             params=params,
             tokens=tokens,
             compute=compute,
-            sweep=checked_name(request, name),
+            sweep=checked_name(name),
             metric=metric,
             form=form,
             n_boot=n_boot,
@@ -109,7 +109,7 @@ def compare(
     with _one_at_a_time(request):
         return operations.compare_document(
             request.app.state.store,
-            checked_name(request, name),
+            checked_name(name),
             baseline=baseline,
             at=at,
             metric=metric,
@@ -139,7 +139,7 @@ def report(
     from orchestrator.operations.report import report_html, report_markdown, report_settings
 
     settings = report_settings(metric=metric, form=form, baseline=baseline, at=at, n_boot=n_boot, seed=seed)
-    store, sweep = request.app.state.store, checked_name(request, name)
+    store, sweep = request.app.state.store, checked_name(name)
     with _one_at_a_time(request):
         if format == "md":
             return PlainTextResponse(report_markdown(store, sweep, settings), media_type="text/markdown")
