@@ -42,6 +42,12 @@ def laws(
     n_boot: int = Boot,
     seed: int = Seed,
     backtest: bool = Query(False, description="also fit without the largest size / budget and predict them"),
+    cost: str | None = Query(
+        None,
+        max_length=64,
+        description="fit the metric against this inference cost (an efficiency study's final metric, e.g. "
+        "decode_ms_per_token_L8192) instead of training compute",
+    ),
     _: TokenInfo = Depends(current_user),
 ) -> Any:
     with _one_at_a_time(request):
@@ -54,6 +60,7 @@ def laws(
             n_boot=n_boot,
             seed=seed,
             backtest=backtest,
+            cost=cost,
         )
 
 

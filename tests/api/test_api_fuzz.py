@@ -119,6 +119,7 @@ QUERY_VALUES = st.one_of(
                 "format",
                 "law_points",
                 "evals",
+                "cost",
             ]
         ),
         QUERY_VALUES,
