@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli.common import BadInput, err_console, guarded, open_store, out_console, print_json
+from orchestrator.cli.common import err_console, guarded, open_store, out_console, print_json
 from orchestrator.cli.law_format import print_fit
 from orchestrator.cli.remote import ServerOption, check_store_options, fetch_law_document
 from orchestrator.cli.sweeps import DbOption, JsonOption, WorkdirOption
@@ -134,10 +134,10 @@ def laws_command(
 
         options = {"arch": arch, "metric": metric, "form": form, "n_boot": n_boot, "seed": seed}
         check_store_options(server, workdir, db)
-        if server and cost:
-            raise BadInput("--cost: not served over HTTP yet; run it against the store (--db or --workdir)")
         if server:
-            document = fetch_law_document(server, sweep, "laws", options | {"backtest": backtest})
+            document = fetch_law_document(
+                server, sweep, "laws", options | {"backtest": backtest, "cost": cost}
+            )
         else:
             from orchestrator.operations.laws import laws_document
 

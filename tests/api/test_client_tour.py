@@ -81,6 +81,7 @@ TOUR = [
     ["laws", SWEEP, "--metric", "bogus"],
     ["predict", "--arch", "transformer", "--params", "1B", "--sweep", SWEEP],
     ["compare", SWEEP, "--baseline", "mamab"],
+    ["laws", SWEEP, "--cost", "decode_ms_per_token_L8192", "--form", "power_c"],  # no efficiency measurements
 ]
 
 
