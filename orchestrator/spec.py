@@ -285,9 +285,15 @@ class EfficiencySpec(_Strict):
         description="lengths to time a forward pass at (median of repeats); default: the decode's own "
         "prefill at each context, timed once",
     )
+    train_lengths: list[int] | None = Field(
+        default=None,
+        min_length=1,
+        description="lengths to time a training step at (forward + backward of the loss, batch 1, a model "
+        "of the trial's shape); default: not measured",
+    )
     repeats: int = Field(default=3, ge=1, le=100, description="timed repeats; the median is kept")
 
-    @field_validator("contexts", "batches", "extrapolation", "prefill")
+    @field_validator("contexts", "batches", "extrapolation", "prefill", "train_lengths")
     @classmethod
     def _positive_sorted(cls, values: list[int] | None) -> list[int] | None:
         if values is None:
@@ -302,10 +308,12 @@ class EfficiencySpec(_Strict):
     @classmethod
     def _has_training_length(cls, values: list[int]) -> list[int]:
         if 1 not in values:
-            raise ValueError(f"include 1 (the training length: the loss the others are read against), got {values}")
+            raise ValueError(
+                f"include 1 (the training length: the loss the others are read against), got {values}"
+            )
         return values
 
-    @field_validator("contexts", "prefill")
+    @field_validator("contexts", "prefill", "train_lengths")
     @classmethod
     def _context_bound(cls, values: list[int] | None) -> list[int] | None:
         if values is not None and max(values) > 4_194_304:

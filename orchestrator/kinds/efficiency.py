@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from orchestrator.kinds.kind import StudyKind
 from orchestrator.planning import plan_ladder
 from orchestrator.trial import PlannedTrial, TaskPart, TrialConfig
-from orchestrator.trial.records import record_from_dict, record_to_dict
+from orchestrator.trial.records import OMIT_NONE, record_from_dict, record_to_dict
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +42,8 @@ class EfficiencyPart(TaskPart):
     extrapolation_tokens: int
     prefill: tuple[int, ...]  # empty: prefill speed from the decode's own prefills
     repeats: int
+    # Added later, so left out of the stored form while None: trials planned without it keep their ids.
+    train_lengths: tuple[int, ...] | None = field(default=None, metadata=OMIT_NONE)
 
     def to_dict(self) -> dict[str, Any]:
         return {"efficiency": record_to_dict(self)}
@@ -63,6 +65,7 @@ class EfficiencyPart(TaskPart):
             extrapolation_tokens=efficiency.extrapolation_tokens,
             prefill=tuple(efficiency.prefill or ()),
             repeats=efficiency.repeats,
+            train_lengths=tuple(efficiency.train_lengths) if efficiency.train_lengths else None,
         )
 
 

@@ -32,6 +32,7 @@ class EfficiencyTask(LmTask):
         self.measured = config.role in MEASURED_ROLES
         self.zero_stage = config.deepspeed.zero_stage
         self.has_kv_cache = config.model.arch == "transformer"  # the analytic KV count applies
+        self.model_part = config.model
         self.val_tokens = data.open("val")
         self.rows: list[dict[str, Any]] = []
 
@@ -48,6 +49,8 @@ class EfficiencyTask(LmTask):
                 self.rows = measure_model(
                     engine.module, self.part, self.seq_len, self.val_tokens, kv_cache=self.has_kv_cache
                 )
+        if rank == 0 and self.part.train_lengths:
+            self.rows += training_speed_rows(self.model_part, engine.module, self.part)
         if rank == 0:
             values.update(headline_metrics(self.rows))
         return values
@@ -137,6 +140,24 @@ def measure_model(
     finally:
         model.train(was_training)
     return rows
+
+
+def training_speed_rows(model_part: Any, trained: Any, part: Any) -> list[dict[str, Any]]:
+    """Training tokens/s (forward + backward of the loss, batch 1) at each of ``part.train_lengths``.
+
+    Timed on a fresh model of the trial's shape and dtype, not on the engine's: its cost does not depend on
+    the weights, and a backward pass through the engine's module would fire DeepSpeed's gradient hooks.
+    """
+    import models
+    from orchestrator.efficiency import measure_prefill
+
+    parameter = next(trained.parameters())
+    model = models.from_config(model_part.arch, model_part.shape.thaw()).to(parameter.device, parameter.dtype)
+    with torch.enable_grad():
+        speeds = measure_prefill(
+            model, seq_lens=list(part.train_lengths), repeats=part.repeats, backward=True
+        )
+    return [_row("prefill", length, 1, "train_tokens_per_s", speed) for length, speed in speeds.items()]
 
 
 def _extrapolation_rows(

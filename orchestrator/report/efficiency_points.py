@@ -29,6 +29,7 @@ class ModelCosts:
     state_bytes: dict[int, float] = field(default_factory=dict)  # L -> bytes per sequence
     kv_analytic: dict[int, float] = field(default_factory=dict)  # L -> the Transformer's counted bytes
     prefill_tps: dict[int, float] = field(default_factory=dict)  # length -> tokens/s (batch 1)
+    train_tps: dict[int, float] = field(default_factory=dict)  # length -> training tokens/s (fwd + bwd)
     extrapolation: dict[int, float] = field(default_factory=dict)  # evaluated length -> val loss
     positions: dict[int, dict[int, float]] = field(default_factory=dict)  # length -> bucket start -> loss
 
@@ -105,6 +106,8 @@ def _model(trials: list[list[dict[str, Any]]]) -> ModelCosts:
             model.kv_analytic[length] = value
         elif measure == "prefill" and metric == "tokens_per_s" and batch == 1:
             model.prefill_tps[length] = value
+        elif measure == "prefill" and metric == "train_tokens_per_s" and batch == 1:
+            model.train_tps[length] = value
         elif measure == "extrapolation" and metric == "loss":
             model.extrapolation[length] = value
         elif measure == "position" and metric == "loss":

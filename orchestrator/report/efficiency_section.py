@@ -284,6 +284,30 @@ def efficiency_markdown(section: EfficiencySection | None) -> str:
                 ],
             )  # fmt: skip
         )
+    lengths = sorted({x for m in section.models for x in (*m.prefill_tps, *m.train_tps)})
+    if lengths:
+        out.append("\n### Prefill and training throughput by length (tokens/s, batch 1)\n")
+        out.append(
+            md_table(
+                (
+                    "model",
+                    *(f"prefill T={x}" for x in lengths),
+                    *(f"train T={x}" for x in lengths if any(x in m.train_tps for m in section.models)),
+                ),
+                [
+                    [
+                        m.name,
+                        *(_n(m.prefill_tps.get(x), 3) for x in lengths),
+                        *(
+                            _n(m.train_tps.get(x), 3)
+                            for x in lengths
+                            if any(x in o.train_tps for o in section.models)
+                        ),
+                    ]
+                    for m in section.models
+                ],
+            )  # fmt: skip
+        )
     factors = sorted({x // m.train_len for m in section.models if m.train_len for x in m.extrapolation})
     if factors:
         out.append("\n### Length extrapolation (val loss at f x the training length)\n")

@@ -26,6 +26,7 @@ HEADLINE_METRICS: dict[str, bool] = {
     r"state_bytes_L\d+": False,  # batch 1: recurrent state or KV cache held after L tokens
     r"decode_flatness": True,  # tokens/s at the longest L over the shortest, batch 1
     r"prefill_tokens_per_s_T\d+": True,
+    r"train_tokens_per_s_T\d+": True,  # a training step (forward + backward), batch 1
     r"extrapolation_loss_x\d+": False,  # val loss at x times the training length
     r"extrapolation_ratio_x\d+": False,  # that loss over the loss at the training length
 }
@@ -61,6 +62,8 @@ def headline_metrics(rows: Iterable[dict[str, Any]]) -> dict[str, float]:
             out[f"state_bytes_L{length}"] = value
         elif measure == "prefill" and metric == "tokens_per_s" and batch == 1:
             out[f"prefill_tokens_per_s_T{length}"] = value
+        elif measure == "prefill" and metric == "train_tokens_per_s" and batch == 1:
+            out[f"train_tokens_per_s_T{length}"] = value
     extrapolation = {r["length"]: float(r["value"]) for r in rows if r["measure"] == "extrapolation"}
     if extrapolation:
         train_len = min(extrapolation)  # the first factor is the training length itself (x1)

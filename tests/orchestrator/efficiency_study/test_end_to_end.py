@@ -38,6 +38,7 @@ TINY = {
         "extrapolation": [1, 2, 4],
         "extrapolation_tokens": 256,
         "repeats": 1,
+        "train_lengths": [32, 64],
     },
     "resources": {"max_concurrent_trials": 2, "retries": 0},
 }
@@ -81,9 +82,15 @@ def test_every_trained_model_is_measured_and_stored(tiny_study: Path):
                     ("decode", 64, 2, "tokens_per_s"), ("prefill", 256, 1, "tokens_per_s"),
                     ("extrapolation", 128, 1, "loss")} <= mine  # fmt: skip
             assert ("decode", 256, 2, "tokens_per_s") not in mine  # 2 x 256 > max_batch_tokens
+            assert {
+                ("prefill", 32, 1, "train_tokens_per_s"),
+                ("prefill", 64, 1, "train_tokens_per_s"),
+            } <= mine
             final = trial.final_metrics
             assert final["decode_ms_per_token_L256"] > 0 and final["extrapolation_loss_x4"] > 0
-            assert "decode_flatness" in final and "copy_score" in final
+            assert (
+                "decode_flatness" in final and "copy_score" in final and final["train_tokens_per_s_T64"] > 0
+            )
         transformer = next(t for t in trials if t.label == "transformer")
         cache = {
             (r["metric"], r["length"]): r["value"]

@@ -60,6 +60,10 @@ def test_the_stored_config_round_trips_and_names_its_kind():
     stored = trial.config.to_dict()
     assert "efficiency" in stored and "isoflop_budget" not in stored  # the marker is the efficiency block
     assert stored["efficiency"]["contexts"] == [64, 256]
+    # a setting added later is left out while unset, so trials planned before it keep their ids
+    assert "train_lengths" not in stored["efficiency"]
+    timed = plan_trials(spec_with(efficiency={**EFFICIENCY, "train_lengths": [64]}), 256)[0]
+    assert timed.config.to_dict()["efficiency"]["train_lengths"] == [64] and timed.id != trial.id
     again = TrialConfig.from_dict(stored)
     assert again == trial.config and again.id == trial.id
     assert isinstance(again.task, EfficiencyPart) and kind_of(again) is kind_named("efficiency")
