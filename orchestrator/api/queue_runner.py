@@ -1,8 +1,9 @@
 """The queue runner: a thread of the server that starts queued sweeps fairly and watches them.
 
-Each running sweep is a child process, ``ceiling resume NAME`` with the service's store, Ray address
-and MLflow settings: the same runner as the CLI (orchestrator/scheduling/runner.py), which reads the
-spec from the store, runs only the trials not done yet, and releases its trials on SIGINT. So:
+Each running sweep is a child process, ``ceiling resume NAME`` with the service's store, Ray cluster
+(``--address``, else one embedded cluster the server starts with its first sweep) and MLflow
+settings: the same runner as the CLI (orchestrator/scheduling/runner.py), which reads the spec from
+the store, runs only the trials not done yet, and releases its trials on SIGINT. So:
 
 - a cancelled sweep is ``cancelled`` in the store at once; if it was running, its process gets
   SIGINT (then SIGKILL after a grace period) and its running trials go back to pending, with their
@@ -63,6 +64,7 @@ class QueueRunner:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.log_dir = settings.workdir / LOG_FOLDER
+        self._embedded_address: str | None = None
 
     # --- life cycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -165,13 +167,30 @@ class QueueRunner:
             "--workdir",
             str(s.workdir),
         ]
-        if s.address:
-            command += ["--address", s.address]
+        address = self.cluster_address()
+        if address:
+            command += ["--address", address]
         if s.no_mlflow:
             command += ["--no-mlflow"]
         elif s.tracking_uri:
             command += ["--tracking-uri", s.tracking_uri]
         return command
+
+    def cluster_address(self) -> str | None:
+        """The Ray cluster the sweeps join: ``--address``, else one embedded cluster that this server
+        starts with its first sweep and keeps (each sweep would otherwise spend seconds starting its
+        own). Ray's processes die with the server, as its sweeps do."""
+        if self.settings.address:
+            return self.settings.address
+        if self._embedded_address is None:
+            import ray
+
+            from orchestrator.scheduling.runner import connect_ray
+
+            log.info("starting an embedded Ray cluster for the sweeps")
+            connect_ray(None)
+            self._embedded_address = ray.get_runtime_context().gcs_address
+        return self._embedded_address
 
     def _spawn(self, name: str) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -209,6 +228,10 @@ class QueueRunner:
             except subprocess.TimeoutExpired:
                 _kill_group(child.process)
         self.running.clear()
+        if self._embedded_address is not None:
+            import ray
+
+            ray.shutdown()
 
 
 def _kill_group(process: subprocess.Popen) -> None:
