@@ -137,7 +137,11 @@ def plan(
     ] = None,
     prior: Annotated[
         str | None,
-        typer.Option("--prior", help="a stored sweep whose fitted laws (and seed noise) the simulation uses"),
+        typer.Option(
+            "--prior",
+            help="a stored sweep, or a law-points CSV (docs/results/*-runs.csv, `ceiling runs --csv`), whose "
+            "fitted laws (and seed noise) the simulation uses",
+        ),
     ] = None,
     noise: Annotated[
         float | None,
@@ -162,6 +166,7 @@ def plan(
       ceiling plan examples/quickstart.yaml
       ceiling plan examples/cpu-ladder.yaml --power              # the full design-power tables
       ceiling plan sweep.yaml --power --prior cpu-ladder         # simulate from an earlier sweep's laws
+      ceiling plan sweep.yaml --prior docs/results/cpu-ladder-3seeds-runs.csv   # ... or its law points
       ceiling plan sweep.yaml --cluster clusters/h100x8.yaml   # GPU-hours and make-span before submitting
     """
 
@@ -283,9 +288,9 @@ def _design_power(spec, trials, power, prior, noise, simulations, workdir, db): 
         return None
     if noise is not None and not 0 < noise < 1:
         raise BadInput(f"--noise must be a fraction between 0 and 1 (e.g. 0.005 for 0.5%); got {noise}")
-    from orchestrator.study_power import PowerSettings, analyse
+    from orchestrator.study_power import PowerSettings, analyse, is_csv_prior
 
-    store = open_store(db, workdir) if prior else None
+    store = open_store(db, workdir) if prior and not is_csv_prior(prior) else None
     settings = PowerSettings(noise=noise, prior_sweep=prior, n_sim=simulations, suggest=True)
     try:
         return analyse(

@@ -75,3 +75,60 @@ def test_plan_with_a_prior_uses_its_law_and_noise(tmp_path: Path, seeds: int):
         assert 0.003 < power["noise"] < 0.02
     missing = CliRunner().invoke(app, ["plan", str(path), "--prior", "nope", "--db", url])
     assert missing.exit_code == 2 and "--prior: sweep 'nope' is not in the store" in missing.output
+
+
+def _prior_csv(path: Path, seeds: int, noise: float, law: dict[str, float] = LAW) -> Path:
+    """The same law points as a committed law-points file (docs/results/*-runs.csv columns)."""
+    rng = np.random.default_rng(1)
+    lines = ["architecture,params,tokens,compute,loss,val_bpb,seed,role,run_id"]
+    for n in np.geomspace(8e3, 128e3, 5):
+        for d in np.geomspace(1e5, 8e5, 4):
+            for seed in range(seeds):
+                loss = (law["E"] + law["A"] * n ** -law["alpha"] + law["B"] * d ** -law["beta"]) * np.exp(
+                    rng.normal(0, noise)
+                )
+                lines.append(
+                    f"transformer,{n:.0f},{d:.0f},{6 * n * d},{loss},{loss / 0.69},{seed},branch,r{n:.0f}-{d:.0f}-{seed}"
+                )
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_plan_with_a_law_points_csv_prior(tmp_path: Path):
+    """A committed law-points CSV stands in for a store: its law and its seed noise are used."""
+    prior = _prior_csv(tmp_path / "prior-runs.csv", seeds=3, noise=0.01)
+    spec = yaml.safe_load((EXAMPLES / "quickstart.yaml").read_text())
+    spec["architectures"] = ["transformer"]
+    path = tmp_path / "next.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    result = CliRunner().invoke(
+        app, ["plan", str(path), "--json", "--prior", str(prior), "--simulations", "4"]
+    )
+    assert result.exit_code == 0, result.output
+    power = json.loads(result.stdout)["design_power"]
+    law = power["architectures"]["transformer"]["reference_law"]
+    assert law["source"] == f"the chinchilla law of transformer fitted to {prior}"
+    assert law["alpha"] == pytest.approx(LAW["alpha"], abs=0.1)
+    assert power["noise_source"] == f"measured from the seeds of the law points in {prior}"
+    assert power["noise"] == pytest.approx(0.01, rel=0.4)
+    missing = CliRunner().invoke(app, ["plan", str(path), "--prior", str(tmp_path / "absent.csv")])
+    assert missing.exit_code == 2 and "--prior: runs CSV not found" in missing.output
+
+
+def test_a_degenerate_prior_gives_its_point_estimate_not_epochs(tmp_path: Path):
+    """Where the prior's size term is too small to resolve, the simulation starts from what the prior
+    data said (a degenerate fit's point estimate), and the design comes out as hard to identify as
+    the prior was, instead of from Epoch's exponents, which promise identification it never showed."""
+    flat = {"E": 0.5, "A": 0.4, "alpha": 0.15, "B": 60.0, "beta": 0.3}  # loss barely moves with size
+    prior = _prior_csv(tmp_path / "flat-runs.csv", seeds=3, noise=0.015, law=flat)
+    spec = yaml.safe_load((EXAMPLES / "quickstart.yaml").read_text())
+    spec["architectures"] = ["transformer"]
+    path = tmp_path / "next.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    result = CliRunner().invoke(
+        app, ["plan", str(path), "--json", "--prior", str(prior), "--simulations", "4"]
+    )
+    assert result.exit_code == 0, result.output
+    arch = json.loads(result.stdout)["design_power"]["architectures"]["transformer"]
+    assert arch["reference_law"]["source"].endswith("(a degenerate fit: its point estimate)")
+    assert "Epoch" not in arch["reference_law"]["source"]
