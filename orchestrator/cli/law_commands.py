@@ -42,7 +42,7 @@ def fit(
     csv_file: Annotated[
         Path,
         typer.Argument(
-            help="CSV with columns params,tokens,loss[,compute,group,run_id], or a `ceiling runs --csv` export"
+            help="CSV with columns params,tokens,loss (optional: compute,group,run_id), or a `ceiling runs --csv` export"
         ),
     ],
     form: FormOption = "auto",

@@ -26,28 +26,28 @@ WorkdirOption = Annotated[
     Path | None,
     typer.Option(
         "--workdir",
-        help="work folder for SQLite, MLflow, checkpoints [env CEILING_WORKDIR; default ./ceiling-runs]",
+        help="work folder for SQLite, MLflow, checkpoints (env CEILING_WORKDIR; default ./ceiling-runs)",
     ),
 ]
 DbOption = Annotated[
     str | None,
     typer.Option(
         "--db",
-        help="SQLAlchemy URL of the store, e.g. postgresql://user@host/db [env CEILING_DB; default SQLite in the work folder]",
+        help="SQLAlchemy URL of the store, e.g. postgresql://user@host/db (env CEILING_DB; default SQLite in the work folder)",
     ),
 ]
 TrackingOption = Annotated[
     str | None,
     typer.Option(
         "--tracking-uri",
-        help="MLflow tracking URI [env CEILING_TRACKING_URI; default SQLite in the work folder]",
+        help="MLflow tracking URI (env CEILING_TRACKING_URI; default SQLite in the work folder)",
     ),
 ]
 AddressOption = Annotated[
     str | None,
     typer.Option(
         "--address",
-        help="Ray cluster address, e.g. ray://head:10001 [env RAY_ADDRESS; default an embedded local cluster]",
+        help="Ray cluster address, e.g. ray://head:10001 (env RAY_ADDRESS; default an embedded local cluster)",
     ),
 ]
 JsonOption = Annotated[
