@@ -17,6 +17,7 @@ as their training length (Griffin's window and Mega's chunk follow from it: min(
     python bench/decode.py                                     # 512, 2048, 8192 x batch 1, 8: a few minutes
     python bench/decode.py --lengths 512,2048,8192,32768       # the 32k point (batch 8 up to 8192)
     python bench/decode.py --archs mamba,transformer --batch 1 --size 1e6
+    python bench/decode.py --clock cpu     # decode steps timed in CPU seconds: steady on a busy machine
 
 Prints a table per architecture, then as its last line one JSON object with the headline figures
 (ratios first).
@@ -128,6 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="what times a decode step: wall seconds (default), or this thread's CPU seconds "
+        "(needs --threads 1; steadier on a machine busy with other work)",
+    )
+    parser.add_argument(
         "--max-batch-tokens",
         type=int,
         default=65536,
@@ -138,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                         ("--repeats", args.repeats), ("--threads", args.threads)):  # fmt: skip
         if value < 1:
             parser.error(f"{flag} must be >= 1, got {value}")
+    if args.clock == "cpu" and args.threads != 1:
+        parser.error("--clock cpu times this thread only: use it with --threads 1")
     try:
         models.sizing.parse_size(args.size)
     except ValueError as error:
@@ -153,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(0)
         try:
             model = models.build(name, size=args.size, vocab_size=args.vocab, seq_len=args.seq_len).eval()
-            settings = {"decode_tokens": args.decode_tokens, "repeats": args.repeats}
+            clock = time.thread_time if args.clock == "cpu" else time.perf_counter
+            settings = {"decode_tokens": args.decode_tokens, "repeats": args.repeats, "clock": clock}
             # untimed: a fresh model's first calls pay for allocations and dispatch caches, which would
             # read as a slow shortest context and flatter the flatness
             measure_decode(model, context_len=lengths[0], **{**settings, "repeats": 1})
@@ -225,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         "decode_tokens": args.decode_tokens,
         "repeats": args.repeats,
         "threads": args.threads,
+        "clock": args.clock,
         "max_batch_tokens": args.max_batch_tokens,
         "wall_s": round(time.perf_counter() - started, 1),
         "torch": torch.__version__,

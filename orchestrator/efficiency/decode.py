@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,15 +58,17 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _step_seconds(model: Any, state: Any, next_B: torch.Tensor, decode_tokens: int) -> list[float]:
-    """Wall seconds of each of ``decode_tokens`` greedy steps from ``state`` (which is consumed)."""
+def _step_seconds(
+    model: Any, state: Any, next_B: torch.Tensor, decode_tokens: int, clock: Callable[[], float]
+) -> list[float]:
+    """Seconds (by ``clock``) of each of ``decode_tokens`` greedy steps from ``state`` (consumed)."""
     seconds = []
     for _ in range(decode_tokens):
-        start = time.perf_counter()
+        start = clock()
         logits_BV, state = model.step(next_B, state)
         next_B = logits_BV.argmax(dim=-1)
         synchronize(next_B.device)
-        seconds.append(time.perf_counter() - start)
+        seconds.append(clock() - start)
     return seconds
 
 
@@ -124,10 +126,14 @@ def measure_decode(
     repeats: int = 3,
     vocab_size: int | None = None,
     seed: int = 0,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> DecodeMeasurement:
     """Prefill ``context_len`` random tokens for ``batch`` sequences, then time ``decode_tokens`` greedy
     steps ``repeats`` times (tokens/s from the median step; see the module doc). ``vocab_size`` defaults
-    to the model's. The model is used as given (eval mode, its device and dtype)."""
+    to the model's. The model is used as given (eval mode, its device and dtype). ``clock`` times the
+    steps: wall time by default; ``time.thread_time`` (this thread's CPU time, exact with one intra-op
+    thread on CPU) leaves out the time other processes take the core, for steadier ratios on a busy
+    machine. The prefill is always wall time."""
     _check_settings(decode_tokens=decode_tokens, repeats=repeats)
     with torch.inference_mode():
         prefilled = _prefill(model, context_len, batch, vocab_size, seed)
@@ -135,7 +141,7 @@ def measure_decode(
             step_s
             for _ in range(repeats)
             for step_s in _step_seconds(
-                model, copy.deepcopy(prefilled.state), prefilled.next_B, decode_tokens
+                model, copy.deepcopy(prefilled.state), prefilled.next_B, decode_tokens, clock
             )
         ]
     return _measurement(prefilled, decode_tokens, seconds)
@@ -150,13 +156,15 @@ def decode_sweep(
     repeats: int = 3,
     vocab_size: int | None = None,
     seed: int = 0,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> list[DecodeMeasurement]:
     """``measure_decode``'s measurement at every (batch, context length), batches outer, lengths ascending.
 
     Within a batch the timed runs are interleaved across lengths (all contexts are prefilled first, then
     each round times one run at every length), so a change in the machine's load during the sweep hits
     every length alike instead of skewing the ratio between the first and the last: what
-    ``decode_flatness`` compares. Holds every length's state of one batch at once.
+    ``decode_flatness`` compares. Holds every length's state of one batch at once. ``clock``: as for
+    ``measure_decode``.
     """
     if not context_lens:
         raise ValueError("context_lens must name at least one length, e.g. (512, 2048, 8192)")
@@ -171,7 +179,7 @@ def decode_sweep(
             for _ in range(repeats):
                 for index, one in enumerate(prefilled):
                     seconds[index] += _step_seconds(
-                        model, copy.deepcopy(one.state), one.next_B, decode_tokens
+                        model, copy.deepcopy(one.state), one.next_B, decode_tokens, clock
                     )
             measurements += [
                 _measurement(one, decode_tokens, s) for one, s in zip(prefilled, seconds, strict=True)

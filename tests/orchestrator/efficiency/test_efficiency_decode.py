@@ -87,3 +87,18 @@ def test_measure_prefill_reports_tokens_per_second_per_length(backward):
     assert sorted(throughput) == [16, 32]
     assert all(value > 0 and math.isfinite(value) for value in throughput.values())
     assert all(p.grad is None for p in model.parameters())  # no gradients left behind
+
+
+def test_tokens_per_second_is_batch_over_the_median_step():
+    """With a clock that advances 0.5 s per reading (two readings per step: 0.5 s a step), every
+    length's tokens/s is exactly batch / 0.5, whatever the machine is doing."""
+    ticks = iter(range(10**6))
+
+    def clock() -> float:
+        return 0.5 * next(ticks)
+
+    sweep = decode_sweep(
+        _tiny("mamba"), context_lens=(8, 24), batches=(3,), decode_tokens=3, repeats=2, clock=clock
+    )
+    assert [m.tokens_per_s for m in sweep] == [6.0, 6.0]
+    assert decode_flatness(sweep, batch=3) == 1.0
