@@ -139,20 +139,16 @@ class GatedDeltaNet(nn.Module):
         T = x_BTD.shape[1]
         qkv_BTX, gate_BTX, a_BTH, b_BTH = self._split(self.in_proj(x_BTD))
         # causal depthwise conv: left-pad by conv_size - 1, one filter per channel
-        qkv_pad_BXT = F.pad(qkv_BTX.transpose(1, 2), (c.conv_size - 1, 0))
-        conv_BXW = qkv_pad_BXT[..., qkv_pad_BXT.shape[-1] - (c.conv_size - 1) :]
-        qkv_BTX = F.conv1d(qkv_pad_BXT, self.conv_weight.to(qkv_pad_BXT.dtype), groups=c.conv_channels)[
-            ..., :T
-        ]
-        q, k, v, g, beta = self._heads(qkv_BTX.transpose(1, 2), a_BTH, b_BTH)
+        qkv_BXT = F.pad(qkv_BTX.transpose(1, 2), (c.conv_size - 1, 0))
+        conv_BXW = qkv_BXT[..., qkv_BXT.shape[-1] - (c.conv_size - 1) :]  # the decode history
+        qkv_BXT = F.conv1d(qkv_BXT, self.conv_weight.to(qkv_BXT.dtype), groups=c.conv_channels)[..., :T]
+        q, k, v, g, beta = self._heads(qkv_BXT.transpose(1, 2), a_BTH, b_BTH)
         o_BTHV, S_BHKV = dispatch.get("chunk_gated_delta_rule", q.device)(
             q, k, v, g, beta, chunk_size=c.chunk_size
         )
+        y_BTD = self._output(o_BTHV.to(x_BTD.dtype), gate_BTX)
         dtype = x_BTD.dtype if state is None else state["conv_BXW"].dtype
-        return self._output(o_BTHV.to(x_BTD.dtype), gate_BTX), {
-            "conv_BXW": conv_BXW.to(dtype),
-            "S_BHKV": S_BHKV,
-        }
+        return y_BTD, {"conv_BXW": conv_BXW.to(dtype), "S_BHKV": S_BHKV}
 
     def _split(self, proj_xP: torch.Tensor):
         q, k, v, gate, a, b = proj_xP.split(self.split_sizes, dim=-1)

@@ -139,10 +139,8 @@ class MambaMixer(nn.Module):
             x_BTE.float(), dt_BTE, A_EN, B_BTN, C_BTN, self.D.float(), chunk_size=self.config.scan_chunk_size
         )
         conv_BKE = last_inputs(u_BTE, self.config.conv_width - 1).float()
-        return self.out_proj((y_BTE * F.silu(z_BTE.float())).to(x_BTD.dtype)), {
-            "conv_BKE": conv_BKE,
-            "h_BEN": h_BEN,
-        }
+        y_BTD = self.out_proj((y_BTE * F.silu(z_BTE.float())).to(x_BTD.dtype))
+        return y_BTD, {"conv_BKE": conv_BKE, "h_BEN": h_BEN}
 
     # -- decoding -------------------------------------------------------------------------------------
 

@@ -85,14 +85,19 @@ class Attention(nn.Module):
         groups = self.n_heads // self.n_kv_heads
         return kv_BGSK if groups == 1 else kv_BGSK.repeat_interleave(groups, dim=1)
 
-    def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
+    def _attend(self, x_BTD: torch.Tensor):
+        """The training form's output ``y_BTD`` and the keys and values it attended (``[B, G, T, K]``)."""
         B, T, _ = x_BTD.shape
         positions_T = torch.arange(T, device=x_BTD.device)
         q_BHTK, k_BGTK, v_BGTK = self._project(x_BTD, positions_T)
         o_BHTK = F.scaled_dot_product_attention(
             q_BHTK, self._expand_kv(k_BGTK), self._expand_kv(v_BGTK), is_causal=True
         )
-        return self.o_proj(o_BHTK.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim))
+        y_BTD = self.o_proj(o_BHTK.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim))
+        return y_BTD, k_BGTK, v_BGTK
+
+    def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
+        return self._attend(x_BTD)[0]
 
     # -- decoding -------------------------------------------------------------------------------------
 
@@ -106,14 +111,9 @@ class Attention(nn.Module):
     def prefill(self, x_BTD: torch.Tensor, state: dict[str, torch.Tensor]):
         """``forward`` plus the KV cache of positions ``0..T-1``, exactly ``T`` long (``state`` only gives
         the cache's dtype: prefill starts from an empty cache)."""
-        B, T, _ = x_BTD.shape
-        q_BHTK, k_BGTK, v_BGTK = self._project(x_BTD, torch.arange(T, device=x_BTD.device))
-        o_BHTK = F.scaled_dot_product_attention(
-            q_BHTK, self._expand_kv(k_BGTK), self._expand_kv(v_BGTK), is_causal=True
-        )
+        y_BTD, k_BGTK, v_BGTK = self._attend(x_BTD)
         dtype = state["k_BGSK"].dtype
-        cache = {"k_BGSK": k_BGTK.to(dtype).contiguous(), "v_BGSK": v_BGTK.to(dtype).contiguous()}
-        return self.o_proj(o_BHTK.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)), cache
+        return y_BTD, {"k_BGSK": k_BGTK.to(dtype).contiguous(), "v_BGSK": v_BGTK.to(dtype).contiguous()}
 
     @staticmethod
     def _reserve(state: dict[str, torch.Tensor], pos: int) -> None:
