@@ -284,25 +284,18 @@ def efficiency_markdown(section: EfficiencySection | None) -> str:
                 ],
             )  # fmt: skip
         )
-    lengths = sorted({x for m in section.models for x in (*m.prefill_tps, *m.train_tps)})
-    if lengths:
+    prefill = sorted({x for m in section.models for x in m.prefill_tps})
+    train = sorted({x for m in section.models for x in m.train_tps})
+    if prefill or train:
         out.append("\n### Prefill and training throughput by length (tokens/s, batch 1)\n")
         out.append(
             md_table(
-                (
-                    "model",
-                    *(f"prefill T={x}" for x in lengths),
-                    *(f"train T={x}" for x in lengths if any(x in m.train_tps for m in section.models)),
-                ),
+                ("model", *(f"prefill T={x}" for x in prefill), *(f"train T={x}" for x in train)),
                 [
                     [
                         m.name,
-                        *(_n(m.prefill_tps.get(x), 3) for x in lengths),
-                        *(
-                            _n(m.train_tps.get(x), 3)
-                            for x in lengths
-                            if any(x in o.train_tps for o in section.models)
-                        ),
+                        *(_n(m.prefill_tps.get(x), 3) for x in prefill),
+                        *(_n(m.train_tps.get(x), 3) for x in train),
                     ]
                     for m in section.models
                 ],
