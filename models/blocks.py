@@ -151,10 +151,11 @@ class GeGLU(GatedMLP):
 
 def last_inputs(x_BTR: torch.Tensor, count: int) -> torch.Tensor:
     """The last ``count`` positions of ``x_BTR`` as ``[B, count, R]``, oldest first, zero-padded on the
-    left when ``T < count``: a causal conv's (or token shift's) decode history after a prefill."""
+    left when ``T < count``: a causal conv's (or token shift's) decode history after a prefill. A copy, not
+    a view: a view would keep the whole ``[B, T, R]`` buffer alive inside the decode state."""
     if count == 0:
-        return x_BTR[:, :0]
-    return F.pad(x_BTR, (0, 0, max(0, count - x_BTR.shape[1]), 0))[:, -count:]
+        return x_BTR[:, :0].clone()
+    return F.pad(x_BTR, (0, 0, max(0, count - x_BTR.shape[1]), 0))[:, -count:].clone()
 
 
 class CausalConv1d(nn.Module):

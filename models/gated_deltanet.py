@@ -140,7 +140,8 @@ class GatedDeltaNet(nn.Module):
         qkv_BTX, gate_BTX, a_BTH, b_BTH = self._split(self.in_proj(x_BTD))
         # causal depthwise conv: left-pad by conv_size - 1, one filter per channel
         qkv_BXT = F.pad(qkv_BTX.transpose(1, 2), (c.conv_size - 1, 0))
-        conv_BXW = qkv_BXT[..., qkv_BXT.shape[-1] - (c.conv_size - 1) :]  # the decode history
+        # the decode history, copied: a view would keep the whole [B, X, T] buffer in the state
+        conv_BXW = qkv_BXT[..., qkv_BXT.shape[-1] - (c.conv_size - 1) :].clone()
         qkv_BXT = F.conv1d(qkv_BXT, self.conv_weight.to(qkv_BXT.dtype), groups=c.conv_channels)[..., :T]
         q, k, v, g, beta = self._heads(qkv_BXT.transpose(1, 2), a_BTH, b_BTH)
         o_BTHV, S_BHKV = dispatch.get("chunk_gated_delta_rule", q.device)(

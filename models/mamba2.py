@@ -135,7 +135,8 @@ class Mamba2Mixer(nn.Module):
         T = x_BTD.shape[1]
         z, xBC, dt = self.in_proj(x_BTD).split(self.split_sizes, dim=-1)
         xBC_pad_BXT = F.pad(xBC.transpose(1, 2), (c.conv_size - 1, 0))
-        conv_BXW = xBC_pad_BXT[..., xBC_pad_BXT.shape[-1] - (c.conv_size - 1) :]
+        # the decode history, copied: a view would keep the whole [B, X, T] buffer in the state
+        conv_BXW = xBC_pad_BXT[..., xBC_pad_BXT.shape[-1] - (c.conv_size - 1) :].clone()
         xBC_BXT = F.conv1d(
             xBC_pad_BXT, self.conv_weight.to(xBC.dtype), self.conv_bias.to(xBC.dtype), groups=c.conv_channels
         )[..., :T]

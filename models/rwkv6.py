@@ -234,8 +234,9 @@ class RWKV6Block(nn.Module):
         g_BTC = self.cmix_norm(x_BTC)
         dtype = state["tmix_prev_BC"].dtype
         after = {
-            "tmix_prev_BC": h_BTC[:, -1].to(dtype),
-            "cmix_prev_BC": g_BTC[:, -1].to(dtype),
+            # copies: a view would keep the whole [B, T, C] activations in the state
+            "tmix_prev_BC": h_BTC[:, -1].to(dtype, copy=True),
+            "cmix_prev_BC": g_BTC[:, -1].to(dtype, copy=True),
             "S_BHNN": S_BHNN,
         }
         return x_BTC + self.cmix(g_BTC, _token_shift(g_BTC)), after

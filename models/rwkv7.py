@@ -286,8 +286,9 @@ class RWKV7Block(nn.Module):
         x_BTC = x_BTC + self.cmix(g_BTC, F.pad(g_BTC, (0, 0, 1, -1)))
         dtype = state["tmix_prev_BC"].dtype
         state = {
-            "tmix_prev_BC": h_BTC[:, -1].to(dtype),
-            "cmix_prev_BC": g_BTC[:, -1].to(dtype),
+            # copies: a view would keep the whole [B, T, C] activations in the state
+            "tmix_prev_BC": h_BTC[:, -1].to(dtype, copy=True),
+            "cmix_prev_BC": g_BTC[:, -1].to(dtype, copy=True),
             "S_BHNN": S_BHNN,
         }
         return x_BTC, state, v_first_BTC

@@ -1,7 +1,7 @@
 """Bytes of decode state: measured from the tensors a model holds, and the Transformer's analytic count.
 
 ``state_bytes`` walks any state object (``models.lm.DecodeState``, dicts, lists, tuples, dataclasses) and
-adds up the bytes of every distinct tensor it reaches; ``kv_cache_bytes_analytic`` is the textbook count
+adds up the bytes of every distinct storage its tensors keep alive; ``kv_cache_bytes_analytic`` is the textbook count
 ``layers x 2 (keys, values) x kv heads x head_dim x L x bytes per number``, which the tests hold equal to
 what ``state_bytes`` measures after a Transformer's prefill.
 """
@@ -28,21 +28,22 @@ def _tensors(value: Any) -> list[torch.Tensor]:
 
 
 def state_bytes(state: Any) -> int:
-    """Bytes held by the tensors of ``state`` (for a batch: all its sequences together).
+    """Bytes of memory the tensors of ``state`` keep alive (for a batch: all its sequences together).
 
-    A tensor counts its own elements (``numel x element_size``); a tensor reached twice (the same object,
-    or an alias with the same data pointer, shape and strides) counts once, so a state that shares a
-    tensor between layers is not double counted. A reserved but unused tail (a KV cache grown ahead of
-    the context) counts: it is memory the state holds.
+    Counted per storage, not per tensor: a view keeps its whole storage alive, so a decode history
+    sliced out of a prefill's ``[B, T, D]`` activations would count all ``T`` positions (which is what it
+    costs; the models copy such slices for that reason), and a storage reached through several tensors
+    (the same object, aliases, views into one buffer) counts once. A reserved but unused tail (a KV
+    cache grown ahead of the context) counts too: it is memory the state holds.
     """
-    seen: set[tuple[int, tuple[int, ...], tuple[int, ...], torch.dtype]] = set()
+    seen: set[int] = set()
     total = 0
     for tensor in _tensors(state):
-        key = (tensor.data_ptr(), tuple(tensor.shape), tuple(tensor.stride()), tensor.dtype)
-        if key in seen:
+        storage = tensor.untyped_storage()
+        if storage.nbytes() and storage.data_ptr() in seen:
             continue
-        seen.add(key)
-        total += tensor.numel() * tensor.element_size()
+        seen.add(storage.data_ptr())
+        total += storage.nbytes()
     return total
 
 

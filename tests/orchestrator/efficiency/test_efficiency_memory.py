@@ -52,3 +52,12 @@ def test_state_bytes_walks_nesting_and_counts_shared_tensors_once():
     assert state_bytes(state) == 128 + 24
     assert state_bytes({"x": [torch.zeros(2, dtype=torch.int8)]}) == 2
     assert state_bytes(None) == 0
+
+
+def test_state_bytes_count_the_whole_storage_a_view_keeps_alive():
+    """A decode history sliced out of long activations holds all of them: the storage is what counts."""
+    activations = torch.zeros(1, 1000, 8)  # 32000 bytes
+    last = activations[:, -3:]  # a view: 96 bytes of numbers, 32000 bytes held
+    assert state_bytes({"history": last}) == 32000
+    assert state_bytes({"history": last.clone()}) == 96
+    assert state_bytes([activations[:, :5], activations[:, 5:]]) == 32000  # one storage, counted once
