@@ -8,8 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from orchestrator.api import errors
+from orchestrator.api.auth import TokenCache
 from orchestrator.api.metrics import ServiceMetrics
 from orchestrator.api.middleware import BodyLimit, Guard
+from orchestrator.api.response_cache import ResponseCache
 from orchestrator.api.settings import ServiceSettings
 from orchestrator.api.single_flight import SingleFlight
 from orchestrator.api.store import ServiceStore
@@ -53,7 +55,9 @@ def create_app(settings: ServiceSettings, *, store: ServiceStore | None = None) 
     )
     app.state.settings, app.state.store, app.state.runner = settings, store, runner
     app.state.metrics = ServiceMetrics(store)
-    app.state.single_flight = SingleFlight()
+    app.state.single_flight = SingleFlight()  # reports
+    app.state.response_cache = ResponseCache()  # laws, predict, compare
+    app.state.token_cache = TokenCache(settings.token_cache_s)
     errors.install(app)
     for router in (routes_service.router, routes_sweeps.router, routes_laws.router):
         app.include_router(router)

@@ -12,6 +12,13 @@ the store, runs only the trials not done yet, and releases its trials on SIGINT.
   orphan training; on start-up every sweep still marked ``running`` is started again, and trial ids
   plus the store's statuses make sure that no finished trial runs twice;
 - a child's exit code says how it ended: 0 done, 1 some trials failed, anything else failed.
+
+Starting a sweep's process costs seconds before its first trial (Python, the runner's imports, joining
+Ray): so one *warm driver* (orchestrator/api/warm_driver.py) is kept started ahead, its imports done and
+Ray joined, waiting for a sweep name on its stdin. A sweep that starts is handed to it (it then runs
+exactly ``ceiling resume NAME``, in the same process group, log and exit codes) and a new spare is
+started once the sweeps just started are past their own start-up. The spare is started from the same
+thread, with the same PR_SET_PDEATHSIG, so it dies with the server too.
 """
 
 from __future__ import annotations
@@ -34,6 +41,11 @@ from orchestrator.store import service_queue
 log = logging.getLogger("ceiling.api.queue")
 CANCEL_GRACE_S = 20.0  # SIGINT lets the runner release its trials; then SIGKILL
 LOG_FOLDER = "service-logs"
+# A new spare waits until the sweeps started this long ago are past their start-up: on a small machine
+# its imports would otherwise take CPU from the sweep that was just handed the previous spare.
+SPARE_AFTER_START_S = 10.0
+SPARE_RETRY_S = 30.0  # a spare that died waiting (a broken install?) is not restarted in a tight loop
+SPARE_LOG = "warm-driver.log"
 
 
 @dataclass
@@ -65,6 +77,9 @@ class QueueRunner:
         self._thread: threading.Thread | None = None
         self.log_dir = settings.workdir / LOG_FOLDER
         self._embedded_address: str | None = None
+        self.spare: subprocess.Popen | None = None  # the warm driver waiting for a sweep, if any
+        self._spare_failed_at = -float("inf")
+        self.spares_used = 0
 
     # --- life cycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -132,6 +147,7 @@ class QueueRunner:
             if service_queue.claim(self.store, chosen.name):
                 log.info("starting sweep %s of %s", chosen.name, chosen.owner)
                 self._spawn(chosen.name)
+        self._keep_spare()
 
     def _reap(self) -> None:
         for name, child in list(self.running.items()):
@@ -155,18 +171,30 @@ class QueueRunner:
 
     # --- children ---------------------------------------------------------------------------------
     def command(self, name: str) -> list[str]:
-        s = self.settings
-        command = [
+        """A sweep's process started cold: ``ceiling resume NAME`` with the service's settings."""
+        return [
             sys.executable,
             "-c",
             "from orchestrator.cli import main; main()",
             "resume",
             name,
-            "--db",
-            s.db_url,
-            "--workdir",
-            str(s.workdir),
+            *self.options(),
         ]
+
+    def spare_command(self) -> list[str]:
+        """The warm driver: the same options, the sweep's name comes later on its stdin."""
+        return [
+            sys.executable,
+            "-m",
+            "orchestrator.api.warm_driver",
+            "--log-dir",
+            str(self.log_dir),
+            *self.options(),
+        ]
+
+    def options(self) -> list[str]:
+        s = self.settings
+        command = ["--db", s.db_url, "--workdir", str(s.workdir)]
         address = self.cluster_address()
         if address:
             command += ["--address", address]
@@ -192,9 +220,58 @@ class QueueRunner:
             self._embedded_address = ray.get_runtime_context().gcs_address
         return self._embedded_address
 
+    def _keep_spare(self) -> None:
+        """Have one warm driver waiting while sweeps may run; reap one that died waiting."""
+        if self.spare is not None and self.spare.poll() is not None:
+            log.warning(
+                "the warm driver exited with %s while waiting; see %s",
+                self.spare.returncode,
+                self.log_dir / SPARE_LOG,
+            )
+            self.spare = None
+            self._spare_failed_at = time.monotonic()
+        if self.spare is not None or not self.settings.warm_driver or self.settings.max_running_sweeps < 1:
+            return
+        now = time.monotonic()
+        if now - self._spare_failed_at < SPARE_RETRY_S:
+            return  # the last spare died waiting: not again at once
+        if any(now - child.started < SPARE_AFTER_START_S for child in self.running.values()):
+            return
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_dir / SPARE_LOG, "ab") as out:
+            self.spare = subprocess.Popen(
+                self.spare_command(),
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+                env=os.environ | {"COLUMNS": "160"},
+            )
+        log.info("warm driver started (pid %d), waiting for the next sweep", self.spare.pid)
+
+    def _take_spare(self, name: str) -> subprocess.Popen | None:
+        """Hand ``name`` to the waiting warm driver; None if there is none (or it has just died)."""
+        spare, self.spare = self.spare, None
+        if spare is None or spare.poll() is not None:
+            return None
+        try:
+            assert spare.stdin is not None
+            spare.stdin.write(f"{name}\n".encode())
+            spare.stdin.close()
+        except OSError:  # it died in between: start the sweep cold
+            _kill_group(spare)
+            return None
+        self.spares_used += 1
+        log.info("sweep %s runs in the warm driver (pid %d)", name, spare.pid)
+        return spare
+
     def _spawn(self, name: str) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
+        spare = self._take_spare(name)
+        if spare is not None:  # it appends to log_path itself from now on
+            self.running[name] = SweepProcess(name, spare, log_path)
+            return
         # The command holds the store URL (maybe with a password): it goes to the child, never a log.
         with open(log_path, "ab") as out:
             process = subprocess.Popen(
@@ -228,6 +305,10 @@ class QueueRunner:
             except subprocess.TimeoutExpired:
                 _kill_group(child.process)
         self.running.clear()
+        if self.spare is not None:  # idle: nothing to release
+            _kill_group(self.spare)
+            self.spare.wait(5)
+            self.spare = None
         if self._embedded_address is not None:
             import ray
 

@@ -3,10 +3,12 @@ parameters (same names in snake_case, same defaults, same checks). Fits come fro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from orchestrator.api.auth import current_user
 from orchestrator.api.responses import CliJSONResponse
@@ -33,7 +35,7 @@ Count = dict(max_length=64)
     summary="Fitted laws per architecture with their health (`ceiling laws NAME --json`)",
     responses=NOT_FOUND,
 )
-def laws(
+async def laws(
     request: Request,
     name: str,
     arch: str | None = Query(None, max_length=64, description="only this architecture (name or label)"),
@@ -50,18 +52,14 @@ def laws(
     ),
     _: TokenInfo = Depends(current_user),
 ) -> Any:
-    with _one_at_a_time(request):
-        return operations.laws_document(
-            request.app.state.store,
-            checked_name(name),
-            arch=arch,
-            metric=metric,
-            form=form,
-            n_boot=n_boot,
-            seed=seed,
-            backtest=backtest,
-            cost=cost,
-        )
+    query = dict(arch=arch, metric=metric, form=form, n_boot=n_boot, seed=seed, backtest=backtest, cost=cost)
+    return await _cached(
+        request,
+        "laws",
+        name,
+        query,
+        lambda sweep: operations.laws_document(request.app.state.store, sweep, **query),
+    )
 
 
 @router.get(
@@ -69,7 +67,7 @@ def laws(
     summary="The metric at params and tokens, or compute-optimal at a compute (`ceiling predict --json`)",
     responses=NOT_FOUND,
 )
-def predict(
+async def predict(
     request: Request,
     name: str,
     arch: str = Query(..., max_length=64, description="architecture (name or label) to predict for"),
@@ -82,19 +80,23 @@ def predict(
     seed: int = Seed,
     _: TokenInfo = Depends(current_user),
 ) -> Any:
-    with _one_at_a_time(request):
-        return operations.predict_document(
-            request.app.state.store,
-            arch=arch,
-            params=params,
-            tokens=tokens,
-            compute=compute,
-            sweep=checked_name(name),
-            metric=metric,
-            form=form,
-            n_boot=n_boot,
-            seed=seed,
-        )
+    query = dict(
+        arch=arch,
+        params=params,
+        tokens=tokens,
+        compute=compute,
+        metric=metric,
+        form=form,
+        n_boot=n_boot,
+        seed=seed,
+    )
+    return await _cached(
+        request,
+        "predict",
+        name,
+        query,
+        lambda sweep: operations.predict_document(request.app.state.store, sweep=sweep, **query),
+    )
 
 
 @router.get(
@@ -102,7 +104,7 @@ def predict(
     summary="Each architecture against the baseline, with verdicts (`ceiling compare NAME --json`)",
     responses=NOT_FOUND,
 )
-def compare(
+async def compare(
     request: Request,
     name: str,
     baseline: str = Query("transformer", max_length=64, description="the reference architecture (label)"),
@@ -113,17 +115,14 @@ def compare(
     seed: int = Seed,
     _: TokenInfo = Depends(current_user),
 ) -> Any:
-    with _one_at_a_time(request):
-        return operations.compare_document(
-            request.app.state.store,
-            checked_name(name),
-            baseline=baseline,
-            at=at,
-            metric=metric,
-            form=form,
-            n_boot=n_boot,
-            seed=seed,
-        )
+    query = dict(baseline=baseline, at=at, metric=metric, form=form, n_boot=n_boot, seed=seed)
+    return await _cached(
+        request,
+        "compare",
+        name,
+        query,
+        lambda sweep: operations.compare_document(request.app.state.store, sweep, **query),
+    )
 
 
 @router.get(
@@ -153,6 +152,37 @@ def report(
         return HTMLResponse(report_html(store, sweep, settings))
 
 
+async def _cached(
+    request: Request, route: str, name: str, query: dict[str, Any], document: Callable[[str], Any]
+) -> Response:
+    """The rendered document of ``route`` for the validated ``query`` on sweep ``name``, from the response
+    cache while the sweep's law inputs are unchanged (orchestrator/api/response_cache.py). The header
+    ``X-Ceiling-Cache`` says ``hit`` or ``miss`` (a waiter handed a concurrent miss's result says ``hit``).
+
+    A hit is answered on the event loop (no store query, no thread); whatever may touch the store or
+    compute runs in the thread pool, as a synchronous route would."""
+    store, sweep, cache = request.app.state.store, checked_name(name), request.app.state.response_cache
+    stamp = cache.fresh_stamp(sweep) or await run_in_threadpool(cache.stamp, store, sweep)
+    if stamp is None:  # no such sweep: the document's own check answers (404 with the known sweeps)
+        return CliJSONResponse(await run_in_threadpool(document, sweep))
+    key = (route, sweep, tuple(sorted(query.items())))
+    computed = []
+
+    def render() -> bytes:
+        computed.append(True)
+        return CliJSONResponse(document(sweep)).body
+
+    body = cache.peek(key, stamp)
+    if body is None:
+        body = await run_in_threadpool(cache.get, key, stamp, render)
+    return Response(
+        body,
+        media_type=CliJSONResponse.media_type,
+        headers={"X-Ceiling-Cache": "miss" if computed else "hit"},
+    )
+
+
 def _one_at_a_time(request: Request):  # type: ignore[no-untyped-def]
-    """Identical queries (path and query string) wait for one another: the first fills the fit cache."""
+    """Identical report queries (path and query string) wait for one another: the first fills the fit
+    cache. (Reports also show training curves, which change while trials run: not cached.)"""
     return request.app.state.single_flight(f"{request.url.path}?{request.url.query}")

@@ -15,4 +15,6 @@ class ServiceSettings:
     no_mlflow: bool = False
     max_running_sweeps: int = 1
     scheduler_interval_s: float = 1.0
+    token_cache_s: float = 5.0  # a validated token is trusted this long without the store (revocation lag)
+    warm_driver: bool = True  # keep one sweep process started ahead (imports done, Ray joined)
     run_queue: bool = True  # False: serve the API without running sweeps (tests of the API alone)

@@ -41,6 +41,22 @@ def serve(
         ),
     ] = 1,
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="sweeps do not log to MLflow")] = False,
+    token_cache_s: Annotated[
+        float,
+        typer.Option(
+            "--token-cache-s",
+            min=0,
+            help="seconds a validated token is trusted without asking the store; a revoked token is refused "
+            "at most this long after `ceiling token revoke` (0: ask every time)",
+        ),
+    ] = 5.0,
+    no_warm_driver: Annotated[
+        bool,
+        typer.Option(
+            "--no-warm-driver",
+            help="start each sweep's process when the sweep starts, instead of keeping one started ahead",
+        ),
+    ] = False,
 ) -> None:
     """Serve the HTTP API: submit sweeps to a queue that runs them on Ray, follow them, query their laws.
     OpenAPI at /openapi.json, interactive docs at /docs; every endpoint but /v1/health and /v1/ready
@@ -81,6 +97,8 @@ def serve(
             tracking_uri=None if no_mlflow else resolve_tracking_uri(tracking_uri, work),
             no_mlflow=no_mlflow,
             max_running_sweeps=max_running_sweeps,
+            token_cache_s=token_cache_s,
+            warm_driver=not no_warm_driver,
         )
         app = create_app(settings, store=store)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

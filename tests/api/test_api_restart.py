@@ -41,7 +41,8 @@ def _trials(db_url: str) -> dict[str, dict]:
 
 
 def _children_of(workdir: Path) -> list[int]:
-    """Processes whose command line names this work folder (the server and its sweep processes)."""
+    """Sweep processes (cold or warm drivers, handed a sweep or waiting) whose command line names this
+    work folder."""
     found = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
@@ -51,7 +52,7 @@ def _children_of(workdir: Path) -> list[int]:
                 )
             except OSError:
                 continue
-            if str(workdir) in command and "resume" in command:
+            if str(workdir) in command and ("resume" in command or "warm_driver" in command):
                 found.append(int(pid))
     return found
 

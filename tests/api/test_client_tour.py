@@ -8,6 +8,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typer.testing import CliRunner
 
 from bench.api import SWEEP, fill_store
 from orchestrator.cli import app
-from tests.api.server import Server
+from tests.api.server import TOKEN_CACHE_S, Server
 from tests.sweep_runs import sweep as tiny_sweep
 
 CEILING = str(Path(sys.executable).with_name("ceiling"))
@@ -156,6 +157,7 @@ def test_wrong_and_revoked_tokens_and_a_dead_server_map_to_exit_codes(tour: Tour
     made = ceiling_json("token", "create", "--user", "bob", "--db", tour.db)
     assert remote(tour, "status", CEILING_TOKEN=made["token"]).exit_code == 0
     ceiling_json("token", "revoke", made["id"], "--db", tour.db)
+    time.sleep(TOKEN_CACHE_S)  # the server trusts a validated token this long
     revoked = remote(tour, "status", CEILING_TOKEN=made["token"])
     assert revoked.exit_code == 2 and "refused the token" in revoked.stderr
     assert made["token"] not in revoked.output
