@@ -85,6 +85,9 @@ class QueueRunner:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="ceiling-queue-runner", daemon=True)
         self._thread.start()
+        # A submit plans its trials (models.describe: torch and the models, seconds on first use); do
+        # that once now, beside the serving, rather than in the first submit's request.
+        threading.Thread(target=_warm_planning, name="ceiling-warm-planning", daemon=True).start()
 
     def wake(self) -> None:
         """Look at the queue now (after a submit or a cancel) instead of at the next tick."""
@@ -313,6 +316,15 @@ class QueueRunner:
             import ray
 
             ray.shutdown()
+
+
+def _warm_planning() -> None:
+    from orchestrator.api.warm_driver import warm_planning
+
+    try:
+        warm_planning()
+    except Exception:  # an optimisation only: the first submit plans as it always did
+        log.debug("warming up planning failed", exc_info=True)
 
 
 def _kill_group(process: subprocess.Popen) -> None:

@@ -52,7 +52,7 @@ def warm_up(options: list[str]) -> None:
     address = _option(options, "--address")
     if address:  # without one (no cluster given), `resume` starts its own Ray as a cold process does
         connect_ray(address)
-    for step in (_warm_planning, lambda: _warm_tracking(options)):
+    for step in (warm_planning, lambda: _warm_tracking(options)):
         try:
             step()
         except Exception as exc:  # noqa: BLE001 - an optimisation only: the sweep does it again anyway
@@ -60,7 +60,7 @@ def warm_up(options: list[str]) -> None:
     print(f"warm driver {os.getpid()}: ready in {time.monotonic() - started:.1f} s", flush=True)
 
 
-def _warm_planning() -> None:
+def warm_planning() -> None:
     """Plan one tiny model as a sweep's planning does (models.describe on the meta device): the first
     call pulls in torch and the lazily imported parts it needs (seconds), later calls are instant."""
     import models
