@@ -11,6 +11,7 @@ queueing a busy server causes; with no think time, Little's law ties p50 to ``cl
     python bench/api.py                          # 50 clients, 30 s (~1 min with start-up and warm-up)
     python bench/api.py --clients 2 --seconds 2  # the test's tiny run
     python bench/api.py --submit                 # submit -> first trial step on a warm server (target < 10 s)
+    python bench/api.py --submit --no-warm-driver  # the same, each sweep's process started cold
 
 The clients and the server share this machine's cores, as they would on a laptop; numbers from a 2-core
 box are a floor, not a server's capacity. Prints a table, then one JSON line with the headline figures.
@@ -117,11 +118,16 @@ class Server:
     """`ceiling serve` in its own process group on 127.0.0.1, its output in a log file."""
 
     def __init__(
-        self, store_args: list[str], folder: Path, port: int | None = None, address: str | None = None
+        self,
+        store_args: list[str],
+        folder: Path,
+        port: int | None = None,
+        address: str | None = None,
+        extra: tuple[str, ...] = (),
     ):
         self.port = port or free_port()
         self.log_path = folder / "serve.log"
-        command = [CEILING, "serve", *store_args, "--host", "127.0.0.1", "--port", str(self.port)]
+        command = [CEILING, "serve", *store_args, "--host", "127.0.0.1", "--port", str(self.port), *extra]
         command += ["--address", address] if address else []
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(
@@ -262,7 +268,8 @@ def bench_queries(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     store_args = ["--db", db, "--workdir", str(folder / "work")]
     trials = fill_store(db)
     token = create_token(store_args)
-    server = Server(store_args, folder)
+    # The API alone: no sweep runs here, so no Ray cluster and no warm driver taking CPU from the clients.
+    server = Server(store_args, folder, extra=("--max-running-sweeps", "0"))
     try:
         ready_s = server.wait_ready()
         query = f"?n_boot={args.n_boot}" if args.n_boot is not None else ""
@@ -374,7 +381,8 @@ def submit_to(args: argparse.Namespace, folder: Path, address: str | None) -> di
     db = f"sqlite:///{folder / 'store.db'}"
     store_args = ["--db", db, "--workdir", str(folder / "work")]
     token = create_token(store_args)
-    server = Server(store_args, folder, address=address)
+    extra = ("--no-warm-driver",) if args.no_warm_driver else ()
+    server = Server(store_args, folder, address=address, extra=extra)
     try:
         ready_s = server.wait_ready()
         # The first sweep pays for starting Ray, the worker and the corpus cache: a cold server.
@@ -410,7 +418,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--ray-cluster",
         action="store_true",
         help="with --submit: start a local Ray cluster first and serve with --address, as a deployment does "
-        "(default: the server starts an embedded Ray per sweep)",
+        "(default: the server starts one embedded Ray cluster with its first sweep and keeps it)",
+    )
+    parser.add_argument(
+        "--no-warm-driver",
+        action="store_true",
+        help="with --submit: serve with --no-warm-driver (each sweep's process started cold: the 'before')",
     )
     parser.add_argument("--submit-timeout", type=float, default=300.0, help="seconds to wait for each sweep")
     parser.add_argument(
@@ -433,14 +446,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "cold_submit_to_first_step_s": round(result["cold"]["first_step_s"], 2),
                 "cold_submit_to_done_s": round(result["cold"]["done_s"], 2),
                 "server_ready_s": round(result["ready_s"], 2),
-                "ray": "a running cluster (--address)" if args.ray_cluster else "embedded, started per sweep",
+                "ray": "a running cluster (--address)" if args.ray_cluster else "embedded, one per server",
+                "warm_driver": not args.no_warm_driver,
+                "load_average": [round(x, 2) for x in os.getloadavg()],
             }
             print(f"{'':28}{'first step':>12}{'done':>10}")
             for which in ("cold", "warm"):
                 print(
                     f"{which + ' server':28}{result[which]['first_step_s']:>11.2f}s{result[which]['done_s']:>9.2f}s"
                 )
-            print(f"target: submit -> first step < {TARGET_SUBMIT_S:.0f} s on a warm server")
+            print(
+                f"target: submit -> first step < {TARGET_SUBMIT_S:.0f} s on a warm server "
+                f"({'no ' if args.no_warm_driver else ''}warm driver; load average {os.getloadavg()[0]:.1f})"
+            )
             print(json.dumps(document))
             return document
 
@@ -464,6 +482,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "throughput_ratio_vs_floor": round(throughput / (len(result["floor"]) / args.floor_seconds), 3)
         if result["floor"]
         else None,
+        "p99_ratio_vs_floor_p99": round(percentile(latencies, 99) / percentile(result["floor"], 99), 3)
+        if result["floor"]
+        else None,
         "p99_ms_laws": round(percentile(result["by_path"]["laws"], 99), 2),
         "p99_ms_compare": round(percentile(result["by_path"]["compare"], 99), 2),
         "cold_fit_s": {k: round(v, 2) for k, v in result["cold_s"].items()},
@@ -471,6 +492,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "law_points": result["trials"],
         "n_boot": args.n_boot if args.n_boot is not None else 1000,
         "cpus": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],  # 1, 5, 15 min: the machine's business
     }
     print(f"{result['trials']} law points, 2 architectures; server ready in {result['ready_s']:.1f} s")
     for name in ("laws", "compare"):
@@ -486,7 +508,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{percentile(values, 99):>10.1f}{max(values, default=float('nan')):>10.1f}"
         )
     print(
-        f"throughput {throughput:.1f} requests/s; errors {result['errors'] or 'none'}; target p99 < {TARGET_P99_MS:.0f} ms"
+        f"throughput {throughput:.1f} requests/s; errors {result['errors'] or 'none'}; target p99 < {TARGET_P99_MS:.0f} ms; "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     print(json.dumps(document))
     return document

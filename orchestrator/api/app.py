@@ -24,6 +24,11 @@ Authentication: `Authorization: Bearer <token>` on every endpoint but `/v1/healt
 an admin creates tokens with `ceiling token create --user NAME`. Errors: 401 (no, wrong or revoked
 token), 403 (not yours to cancel), 404 (unknown sweep), 409 (another spec under a queued sweep's name),
 413 (body over 1 MiB), 422 (bad input: each problem's field path and fix), 503 (store unavailable: retry).
+
+Caching: a validated token is remembered for `ceiling serve --token-cache-s` seconds (5 by default), so a
+revoked token is refused at most that long after `ceiling token revoke`. Law documents (laws, predict,
+compare) are kept per query until a trial of the sweep finishes, fails or is added (seen within 1 s);
+the `X-Ceiling-Cache` header says `hit` or `miss`.
 """
 
 

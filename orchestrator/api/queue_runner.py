@@ -209,7 +209,7 @@ class QueueRunner:
 
     def cluster_address(self) -> str | None:
         """The Ray cluster the sweeps join: ``--address``, else one embedded cluster that this server
-        starts with its first sweep and keeps (each sweep would otherwise spend seconds starting its
+        starts with its first sweep (or first warm driver) and keeps (each sweep would otherwise spend seconds starting its
         own). Ray's processes die with the server, as its sweeps do."""
         if self.settings.address:
             return self.settings.address

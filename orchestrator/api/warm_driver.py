@@ -91,7 +91,10 @@ def main(argv: list[str] | None = None) -> None:
     if args[:1] != ["--log-dir"] or len(args) < 2:
         sys.exit("usage: python -m orchestrator.api.warm_driver --log-dir DIR [ceiling resume options]")
     log_dir, options = Path(args[1]), args[2:]
-    warm_up(options)
+    try:
+        warm_up(options)
+    except Exception as exc:  # noqa: BLE001 - a sweep may already be waiting on us: run it cold, not fail it
+        print(f"warm driver {os.getpid()}: warm-up failed ({type(exc).__name__}: {exc})", flush=True)
     name = sys.stdin.readline().strip()
     if not name:
         return  # the server is gone or stopping: nothing was started

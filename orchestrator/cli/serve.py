@@ -104,7 +104,7 @@ def serve(
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         err_console.print(
             f"ceiling serve on http://{host}:{port} (docs /docs), store {redact(url)}, "
-            f"Ray {address or 'embedded per sweep'}, {max_running_sweeps} sweep(s) at once",
+            f"Ray {address or 'embedded (one for all sweeps)'}, {max_running_sweeps} sweep(s) at once",
             highlight=False,
         )
         # uvicorn's access log is the request line and status: no headers, so never a token.

@@ -35,5 +35,6 @@ def test_bench_api_prints_latency_and_throughput_as_its_last_line():
     assert document["requests"] > 0 and document["errors"] == 0, document
     assert 0 < document["p50_ms"] <= document["p99_ms"]
     assert document["floor_throughput_rps"] > 0 and document["throughput_ratio_vs_floor"] > 0
+    assert document["p99_ratio_vs_floor_p99"] > 0 and len(document["load_average"]) == 3
     assert document["throughput_rps"] == round(document["requests"] / 2, 1)
     assert any("p99 ms" in line for line in table)  # the human table comes first
