@@ -292,6 +292,12 @@ class EfficiencySpec(_Strict):
         "of the trial's shape); default: not measured",
     )
     repeats: int = Field(default=3, ge=1, le=100, description="timed repeats; the median is kept")
+    clock: Literal["wall", "cpu"] = Field(
+        default="wall",
+        description="what times a decode step: wall (elapsed seconds; what a user waits) or cpu (the "
+        "measuring thread's CPU seconds: steady on a shared CPU machine, where other processes' load bends "
+        "wall-clock readings; right only while the trial computes on that one thread, cpus_per_worker: 1)",
+    )
 
     @field_validator("contexts", "batches", "extrapolation", "prefill", "train_lengths")
     @classmethod

@@ -44,6 +44,7 @@ class EfficiencyPart(TaskPart):
     repeats: int
     # Added later, so left out of the stored form while None: trials planned without it keep their ids.
     train_lengths: tuple[int, ...] | None = field(default=None, metadata=OMIT_NONE)
+    clock: str | None = field(default=None, metadata=OMIT_NONE)  # None: wall clock; "cpu": thread CPU time
 
     def to_dict(self) -> dict[str, Any]:
         return {"efficiency": record_to_dict(self)}
@@ -66,6 +67,7 @@ class EfficiencyPart(TaskPart):
             prefill=tuple(efficiency.prefill or ()),
             repeats=efficiency.repeats,
             train_lengths=tuple(efficiency.train_lengths) if efficiency.train_lengths else None,
+            clock=None if efficiency.clock == "wall" else efficiency.clock,
         )
 
 

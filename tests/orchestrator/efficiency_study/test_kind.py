@@ -4,11 +4,13 @@ stored form of its configs, and the kind a stored trial is looked up as."""
 from __future__ import annotations
 
 import copy
+import time
 
 import pytest
 
 from orchestrator.kinds import kind_for_spec, kind_named, kind_of, plan_trials
 from orchestrator.kinds.efficiency import EfficiencyPart
+from orchestrator.kinds.efficiency_task import decode_clock
 from orchestrator.spec import SpecError, load_spec, parse_spec
 from orchestrator.store import Store
 from orchestrator.trial import TrialConfig
@@ -64,6 +66,11 @@ def test_the_stored_config_round_trips_and_names_its_kind():
     assert "train_lengths" not in stored["efficiency"]
     timed = plan_trials(spec_with(efficiency={**EFFICIENCY, "train_lengths": [64]}), 256)[0]
     assert timed.config.to_dict()["efficiency"]["train_lengths"] == [64] and timed.id != trial.id
+    assert "clock" not in stored["efficiency"]  # wall time, the default, is left out too
+    on_cpu = plan_trials(spec_with(efficiency={**EFFICIENCY, "clock": "cpu"}), 256)[0]
+    assert on_cpu.config.to_dict()["efficiency"]["clock"] == "cpu" and on_cpu.id != trial.id
+    assert decode_clock(on_cpu.config.task) is time.thread_time
+    assert decode_clock(trial.config.task) is time.perf_counter
     again = TrialConfig.from_dict(stored)
     assert again == trial.config and again.id == trial.id
     assert isinstance(again.task, EfficiencyPart) and kind_of(again) is kind_named("efficiency")
@@ -106,6 +113,7 @@ def test_stored_trials_are_looked_up_as_efficiency_trials(tmp_path):
         ({"batches": [0]}, "efficiency.batches", "values must be >= 1"),
         ({"decode_tokens": 0}, "efficiency.decode_tokens", "greater than or equal to 1"),
         ({"contxts": [64]}, "efficiency.contxts", "unknown field"),
+        ({"clock": "gpu"}, "efficiency.clock", "'wall' or 'cpu'"),
     ],
 )
 def test_bad_efficiency_blocks_name_the_field(changes, field, words):
