@@ -10,9 +10,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+import laws
 from orchestrator.cli import app
+from orchestrator.cli.law_csv import read_law_csv
+from orchestrator.kinds import plan_trials
+from orchestrator.spec import parse_spec
 from orchestrator.store import Store
-from orchestrator.study_power import measured_noise
+from orchestrator.study_power import CSV_PRIOR_BOOT, PowerSettings, analyse, measured_noise
 from tests.conftest import EXAMPLES
 from tests.factories import make_trial
 
@@ -117,18 +121,21 @@ def test_plan_with_a_law_points_csv_prior(tmp_path: Path):
 
 def test_a_degenerate_prior_gives_its_point_estimate_not_epochs(tmp_path: Path):
     """Where the prior's size term is too small to resolve, the simulation starts from what the prior
-    data said (a degenerate fit's point estimate), and the design comes out as hard to identify as
-    the prior was, instead of from Epoch's exponents, which promise identification it never showed."""
+    data said (a degenerate fit's point estimate) instead of from Epoch's exponents, which promise
+    identification the prior never showed."""
     flat = {"E": 0.5, "A": 0.4, "alpha": 0.15, "B": 60.0, "beta": 0.3}  # loss barely moves with size
     prior = _prior_csv(tmp_path / "flat-runs.csv", seeds=3, noise=0.015, law=flat)
     spec = yaml.safe_load((EXAMPLES / "quickstart.yaml").read_text())
     spec["architectures"] = ["transformer"]
-    path = tmp_path / "next.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    result = CliRunner().invoke(
-        app, ["plan", str(path), "--json", "--prior", str(prior), "--simulations", "4"]
-    )
-    assert result.exit_code == 0, result.output
-    arch = json.loads(result.stdout)["design_power"]["architectures"]["transformer"]
+    parsed = parse_spec(spec)
+    # Two simulated studies and no search for fixes: this test is about which law is simulated.
+    settings = PowerSettings(prior_sweep=str(prior), n_sim=2, suggest=False)
+    document = analyse(parsed, plan_trials(parsed, 256), settings)
+    arch = document["architectures"]["transformer"]
     assert arch["reference_law"]["source"].endswith("(a degenerate fit: its point estimate)")
     assert "Epoch" not in arch["reference_law"]["source"]
+    runs, _ = read_law_csv(prior)
+    point = laws.fit(runs, "chinchilla", n_boot=CSV_PRIOR_BOOT, n_jobs=1)
+    assert point.health.is_degenerate
+    for name in ("E", "A", "alpha", "B", "beta"):
+        assert arch["reference_law"][name] == pytest.approx(point.params[name], rel=1e-9)
