@@ -13,6 +13,7 @@ import pytest
 from bench.api import SWEEP, fill_store
 from orchestrator.api.response_cache import STAMP_TTL_S
 from tests.api.server import Server, make_token
+from tests.factories import make_trial
 
 N_BOOT = "50"  # enough resamples for the documents' bootstrap blocks; fast on a busy machine
 
@@ -46,24 +47,16 @@ def _add_finished_trial(db_url: str) -> None:
         store.add_trials(
             SWEEP,
             [
-                {
-                    "id": "transformer-late",
-                    "arch": "transformer",
-                    "label": "transformer",
-                    "size_target": n,
-                    "params_total": int(n * 1.2),
-                    "params_embedding": int(n * 0.2),
-                    "params_non_embedding": int(n),
-                    "state_size": 1024,
-                    "seq_len": 64,
-                    "tokens": int(d),
-                    "steps_total": 100,
-                    "flops_6nd": 6.0 * n * d,
-                    "flops_exact": 6.6 * n * d,
-                    "seed": 0,
-                    "lr": 3e-3,
-                    "config": {"arch": "transformer", "id_hint": "late"},
-                }
+                make_trial(
+                    "transformer-late",
+                    size_target=n,
+                    params_total=int(n * 1.2),
+                    params_embedding=int(n * 0.2),
+                    params_non_embedding=int(n),
+                    tokens=int(d),
+                    flops_6nd=6.0 * n * d,
+                    flops_exact=6.6 * n * d,
+                )
             ],
         )
         attempt = store.claim("transformer-late")
