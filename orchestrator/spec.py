@@ -545,6 +545,18 @@ def _short_repr(value: Any) -> str:
     return shortener.repr(value)
 
 
+def validation_problems(exc: Any) -> list[tuple[tuple, str, str]]:
+    """(location, its printed path, the message) of each error of a pydantic ValidationError on a spec:
+    what the CLI prints (exit code 2) and what the HTTP API returns (422) are built from these."""
+    problems = []
+    for error in exc.errors():
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        # Whole-spec checks carry no location: their message already names the fields.
+        where = format_loc(loc, user_key_last=error["type"] == "extra_forbidden")
+        problems.append((loc, where, f"{where}: {error_hint(error)}" if loc else error_hint(error)))
+    return problems
+
+
 def parse_spec(data: Any, source: str = "sweep file") -> SweepSpec:
     """Validate an already-parsed mapping; raises :class:`SpecError` with one line per problem."""
     if not isinstance(data, dict):
@@ -557,13 +569,7 @@ def parse_spec(data: Any, source: str = "sweep file") -> SweepSpec:
     try:
         return SweepSpec.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-            # Whole-spec checks carry no location: their message already names the fields.
-            where = format_loc(loc, user_key_last=error["type"] == "extra_forbidden")
-            problems.append(f"{where}: {error_hint(error)}" if loc else error_hint(error))
-        raise SpecError(problems, source) from None
+        raise SpecError([message for _, _, message in validation_problems(exc)], source) from None
 
 
 def load_spec(path: str | Path) -> SweepSpec:

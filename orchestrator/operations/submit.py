@@ -56,7 +56,7 @@ def _problem(loc: list[Any], msg: str) -> dict[str, Any]:
 def parse_spec_body(body: bytes, content_type: str | None = None) -> Any:
     """The spec validated from a request body: JSON for ``application/json``, else YAML (which reads
     JSON too). Raises :class:`SpecInvalid` naming the field path and the fix."""
-    from orchestrator.spec import SpecError, SweepSpec, error_hint, format_loc
+    from orchestrator.spec import SpecError, SweepSpec, validation_problems
 
     data = _decode(body, content_type)
     if not isinstance(data, dict):
@@ -74,12 +74,7 @@ def parse_spec_body(body: bytes, content_type: str | None = None) -> Any:
     try:
         return SweepSpec.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-            where = format_loc(loc, user_key_last=error["type"] == "extra_forbidden")
-            msg = f"{where}: {error_hint(error)}" if loc else error_hint(error)
-            problems.append(_problem(_public_loc(loc, where), msg))
+        problems = [_problem(_public_loc(loc, where), msg) for loc, where, msg in validation_problems(exc)]
         raise SpecInvalid(problems) from None
     except SpecError as exc:  # pragma: no cover - validators raise ValueError, wrapped by pydantic
         raise SpecInvalid([_problem([], p) for p in exc.problems]) from None
